@@ -1,0 +1,96 @@
+"""The ``zubovnet`` command: ``train``, ``eval``, ``table``, ``demo``, ``info``.
+
+    zubovnet train configs/digits/zubovnet.yaml train.epochs=5 --out runs/x [--resume]
+    zubovnet eval runs/x --suite clean
+    zubovnet demo
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _cmd_train(args) -> int:
+    from .config import load_config
+    from .training import train
+    overrides = list(args.overrides)
+    if args.config is not None and "=" in args.config and not args.config.endswith((".yaml", ".yml")):
+        overrides.insert(0, args.config)   # `zubovnet train key=value ...` without a file
+        args.config = None
+    if args.out:
+        overrides.append(f"train.out_dir={args.out}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = load_config(args.config, overrides)
+    result = train(cfg, resume=args.resume)
+    last = result.history[-1] if result.history else {}
+    print(f"done: {result.run_dir} (epoch {last.get('epoch', '-')}, "
+          f"val_acc {last.get('val_acc', float('nan')):.4f}, {result.wall_time:.1f}s)")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from .data.registry import _INFO, _ensure_loaded
+    from .models import available_models
+    from .training import available_objectives
+    _ensure_loaded()
+    print("models:     ", ", ".join(available_models()))
+    print("objectives: ", ", ".join(available_objectives()))
+    print("datasets:   ", ", ".join(sorted(_INFO)))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+    run_demo(out_dir=args.out, epochs=args.epochs, n_eval=args.n, quick=args.quick,
+             device=args.device, suite=args.suite)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zubovnet", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model from a YAML config")
+    t.add_argument("config", nargs="?", default=None, help="YAML config (omit: built-in defaults)")
+    t.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    t.add_argument("--out", default=None, help="run folder (train.out_dir)")
+    t.add_argument("--device", default=None)
+    t.set_defaults(fn=_cmd_train)
+
+    try:
+        from .evaluation.cli import add_eval_arguments, add_table_arguments, run_eval, run_table
+    except ImportError:  # pragma: no cover - evaluation extras missing
+        add_eval_arguments = add_table_arguments = None
+    if add_eval_arguments is not None:
+        e = sub.add_parser("eval", help="evaluate checkpoints (clean, corruptions, attacks, ...)")
+        add_eval_arguments(e)
+        e.set_defaults(fn=run_eval)
+        tb = sub.add_parser("table", help="render the paper's tables from evaluation records")
+        add_table_arguments(tb)
+        tb.set_defaults(fn=run_table)
+
+    d = sub.add_parser("demo", help="train and compare Zubov-Net and Neural ODE on digits (CPU)")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
+    d.add_argument("--n", type=int, default=None, help="test images evaluated (default: all)")
+    d.add_argument("--suite", default="demo", help="evaluation suite (demo: clean + noise + PGD)")
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--quick", action="store_true", help="tiny budget (smoke test)")
+    d.set_defaults(fn=_cmd_demo)
+
+    i = sub.add_parser("info", help="list registered models, objectives and datasets")
+    i.set_defaults(fn=_cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Losses of Zubov-Net (SPEC §2), one small function each, formula in the docstring."""
+from .classification import auxiliary_loss, classification_loss
+from .zubov import (consistency_loss, directional_derivative, separation_loss, zubov_phi,
+                    zubov_residual)
+
+__all__ = ["classification_loss", "auxiliary_loss", "directional_derivative", "zubov_phi",
+           "zubov_residual", "consistency_loss", "separation_loss"]

@@ -1,0 +1,64 @@
+"""Zubov consistency and boundary separation (SPEC §2, paper eqs. 9 and 11).
+
+Zubov's equation for the region of attraction ``D`` of an equilibrium ``c`` reads
+``∇W(h)·f(h) = −Φ(h)(1 − W(h))`` with ``W < 1`` exactly on ``D``.  With ``W = 1 − e^{−V}``,
+``∇W = e^{−V}∇V`` and ``1 − W = e^{−V}``, so the pointwise residual is
+
+    ∇W·f + Φ(1 − W) = e^{−V} (∇V·f + Φ)
+
+and ``l_con = e^{−2V}(∇V·f + Φ)²``, computed in that form with ``∇V·f`` by forward-mode AD.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+__all__ = ["directional_derivative", "zubov_phi", "zubov_residual", "consistency_loss",
+           "separation_loss"]
+
+
+def directional_derivative(fn: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor,
+                           v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(V(h), ∇V(h)·v)`` for a per-point scalar ``V = fn(h)`` (``h``: ``(N, d)`` → ``(N,)``).
+
+    One forward-mode JVP (``torch.func.jvp``), no Jacobian.  The result stays differentiable
+    by reverse mode w.r.t. ``h``, ``v`` and any parameter ``fn`` closes over.
+    """
+    return torch.func.jvp(fn, (h,), (v,))
+
+
+def zubov_phi(h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``Φ(h) = ‖h − c‖²`` (positive definite about ``c``); ``h, c``: ``(N, d)`` → ``(N,)``."""
+    return (h - c).pow(2).sum(-1)
+
+
+def zubov_residual(V: torch.Tensor, V_dot: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """``r = e^{−V}(V̇ + Φ) = ∇W·f + Φ(1 − W)``: zero where Zubov's equation holds."""
+    return torch.exp(-V) * (V_dot + phi)
+
+
+def consistency_loss(V: torch.Tensor, V_dot: torch.Tensor, phi: torch.Tensor,
+                     inequality: bool = False) -> torch.Tensor:
+    """Pointwise Zubov consistency ``l_con = e^{−2V}(∇V·f + Φ)²``, shape of ``V``.
+
+    ``inequality=True`` is the relaxed variant ``e^{−2V} relu(∇V·f + Φ)²`` of
+    ``∇W·f ≤ −Φ(1 − W)`` (paper Table V, "Ineq").
+    """
+    r = V_dot + phi
+    if inequality:
+        r = torch.relu(r)
+    return torch.exp(-2.0 * V) * r * r
+
+
+def separation_loss(W_beta: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+    """``L_sep = mean_{i,j} Σ_{k≠i} −W_k^β(h_j^(i))``.
+
+    ``W_beta``: ``(M, L)`` values ``W_k^β`` at boundary points ``h_j^(i)`` of ``D_{W_i}``
+    (detached points: gradients reach ``θ_W`` only); ``cls``: ``(M,)`` their class ``i``.
+    Minimising it raises every foreign ``V_k`` on the boundary of ``D_{W_i}``.
+    """
+    if W_beta.shape[0] == 0:
+        return W_beta.sum() * 0.0
+    foreign = torch.ones_like(W_beta).scatter_(1, cls.unsqueeze(1), 0.0)
+    return -(W_beta * foreign).sum(1).mean()

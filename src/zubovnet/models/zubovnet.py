@@ -1,0 +1,89 @@
+"""The assembled Zubov-Net: extractor φ → Neural ODE → Lyapunov classifier ψ̃ (+ head ψ = C h)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .lyapunov import LyapunovHead
+from .ode import Dynamics, ODEBlock
+
+__all__ = ["ZubovNet", "ModelOutput"]
+
+
+@dataclass
+class ModelOutput:
+    """Everything one forward pass computes (training and analysis).
+
+    ``trajectory``: ``(Γ+1, B, d)`` states ``h(t_0..t_Γ)``; ``h0 = trajectory[0]``,
+    ``hT = trajectory[-1]``; ``logits``: ``(B, L)``; ``energy``: ``V(h(T), c_i)`` ``(B, L)`` (None
+    for models without Lyapunov head); ``aux_logits``: the auxiliary head ``C h(T)`` (or None).
+    """
+    trajectory: torch.Tensor
+    logits: torch.Tensor
+    energy: torch.Tensor | None = None
+    aux_logits: torch.Tensor | None = None
+
+    @property
+    def h0(self) -> torch.Tensor:
+        return self.trajectory[0]
+
+    @property
+    def hT(self) -> torch.Tensor:
+        return self.trajectory[-1]
+
+
+class ZubovNet(nn.Module):
+    """Zubov-Net (SPEC §1).  ``forward(x)`` maps images ``(B, C, H, W)`` in [0, 1] to the
+    log-space logits ``ℓ`` ``(B, L)`` — a single tensor, so attack libraries attack ``L_cla``.
+
+    ``forward_all(x)`` returns a :class:`ModelOutput` with the trajectory, energies and the
+    auxiliary logits; :meth:`energy` / :meth:`lyapunov` evaluate ``V`` / ``W`` at any state.
+    """
+
+    default_objective = "zubov"
+
+    def __init__(self, extractor: nn.Module, ode: ODEBlock, head: LyapunovHead):
+        super().__init__()
+        self.extractor = extractor
+        self.ode = ode
+        self.head = head
+
+    # --- parts -------------------------------------------------------------------------
+    @property
+    def dynamics(self) -> Dynamics:
+        return self.ode.dynamics
+
+    @property
+    def equilibria(self) -> torch.Tensor:
+        return self.head.C
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``h(0) = φ(x)``: ``(B, d)``."""
+        return self.extractor(x)
+
+    def trajectory(self, x: torch.Tensor) -> torch.Tensor:
+        """``h(t_0..t_Γ)``: ``(Γ+1, B, d)``."""
+        return self.ode(self.features(x))
+
+    def aux_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Auxiliary linear head ``ψ(h) = C h``: ``(B, L)``."""
+        return h @ self.head.C.t()
+
+    def energy(self, h: torch.Tensor, cls: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head.energy(h, cls)
+
+    def lyapunov(self, h: torch.Tensor, cls: torch.Tensor | None = None, beta: float = 1.0):
+        return self.head.lyapunov(h, cls, beta)
+
+    # --- passes -------------------------------------------------------------------------
+    def forward_all(self, x: torch.Tensor) -> ModelOutput:
+        traj = self.trajectory(x)
+        hT = traj[-1]
+        V = self.head.energy(hT)
+        return ModelOutput(trajectory=traj, logits=self.head.logits(V), energy=V,
+                           aux_logits=self.aux_logits(hT))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.ode(self.features(x))[-1])

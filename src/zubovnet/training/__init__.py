@@ -1,0 +1,7 @@
+"""Training: the loop, objectives, checkpoints."""
+from .checkpoint import load_checkpoint, save_checkpoint
+from .objectives import available_objectives, build_objective, register_objective
+from .trainer import TrainResult, accuracy, train
+
+__all__ = ["train", "TrainResult", "accuracy", "build_objective", "register_objective",
+           "available_objectives", "save_checkpoint", "load_checkpoint"]
