@@ -3,7 +3,8 @@ import os
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# one thread per test worker: `make test` runs 2 workers on 2 cores
+torch.set_num_threads(1)
 
 
 @pytest.fixture

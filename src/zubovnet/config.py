@@ -88,7 +88,7 @@ class LyapunovConfig:
 @dataclass
 class ModelConfig:
     name: str = "zubovnet"               # registry key (build_model)
-    extractor: str = "cnn"               # resnet18|cnn|mlp
+    extractor: str = "cnn"               # resnet18|cnn|mlp|identity
     in_channels: int = 1
     image_size: int = 8
     num_classes: int = 10

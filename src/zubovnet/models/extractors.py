@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Normalize", "ResNet18Extractor", "SmallCNN", "MLPExtractor", "build_extractor"]
+__all__ = ["Normalize", "ResNet18Extractor", "SmallCNN", "MLPExtractor", "IdentityExtractor",
+           "build_extractor"]
 
 
 class Normalize(nn.Module):
@@ -87,8 +88,19 @@ class MLPExtractor(nn.Module):
         return self.net(self.normalize(x))
 
 
+class IdentityExtractor(nn.Module):
+    """``h(0) = normalise(x)`` flattened: for 2-D synthetic data drawn in the state plane."""
+
+    def __init__(self, mean=None, std=None, channels: int = 1):
+        super().__init__()
+        self.normalize = Normalize(mean, std, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalize(x).flatten(1)
+
+
 def build_extractor(cfg) -> nn.Module:
-    """Extractor named by ``cfg.extractor`` (``resnet18 | cnn | mlp``) for a ModelConfig."""
+    """Extractor named by ``cfg.extractor`` (``resnet18 | cnn | mlp | identity``) for a ModelConfig."""
     if cfg.extractor == "resnet18":
         return ResNet18Extractor(cfg.in_channels, cfg.state_dim, cfg.mean, cfg.std)
     if cfg.extractor == "cnn":
@@ -98,4 +110,9 @@ def build_extractor(cfg) -> nn.Module:
         n = cfg.in_channels * cfg.image_size * cfg.image_size
         return MLPExtractor(n, cfg.state_dim, cfg.cnn_widths[-1] if cfg.cnn_widths else 128,
                             cfg.mean, cfg.std, cfg.in_channels)
-    raise ValueError(f"unknown extractor {cfg.extractor!r}; choose resnet18, cnn or mlp")
+    if cfg.extractor == "identity":
+        n = cfg.in_channels * cfg.image_size * cfg.image_size
+        if n != cfg.state_dim:
+            raise ValueError(f"identity extractor needs state_dim == {n} (input size), got {cfg.state_dim}")
+        return IdentityExtractor(cfg.mean, cfg.std, cfg.in_channels)
+    raise ValueError(f"unknown extractor {cfg.extractor!r}; choose resnet18, cnn, mlp or identity")
