@@ -3,6 +3,7 @@
 The trainer knows none of the losses: it asks :func:`build_objective` for the callable named by
 ``cfg.train.objective`` (``auto`` = the model's ``default_objective``) and minimises what it
 returns.  ``logs`` maps names to floats (averaged per epoch and written to the metrics log).
+An objective with a ``set_epoch(epoch)`` method (0-based) is told each epoch before it starts.
 """
 from __future__ import annotations
 

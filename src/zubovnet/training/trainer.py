@@ -188,6 +188,8 @@ def train(cfg: Config, resume: bool = False, splits=None, stop_after: int | None
         loader = DataLoader(splits.train, batch_size=cfg.data.batch_size // world, sampler=sampler,
                             num_workers=cfg.data.num_workers, drop_last=False)
         n_steps = len(loader) if tc.max_steps_per_epoch is None else min(len(loader), tc.max_steps_per_epoch)
+        if hasattr(objective, "set_epoch"):      # phased objectives (e.g. SODEF)
+            objective.set_epoch(epoch)
         model.train()
         sums: dict[str, float] = {}
         t0 = time.time()
