@@ -1,4 +1,4 @@
-"""The ``zubovnet`` command: ``train``, ``eval``, ``table``, ``demo``, ``info``.
+"""The ``zubovnet`` command: ``train``, ``eval``, ``table``, ``profile``, ``demo``, ``info``.
 
     zubovnet train configs/digits/zubovnet.yaml train.epochs=5 --out runs/x [--resume]
     zubovnet eval runs/x --suite clean
@@ -37,7 +37,8 @@ def _cmd_info(args) -> int:
     from .training import available_objectives
     _ensure_loaded()
     print("models:     ", ", ".join(available_models()))
-    print("objectives: ", ", ".join(available_objectives()))
+    print("objectives: ", ", ".join(o for o in available_objectives() if o != "adversarial"))
+    print("adversarial:", "pgd_at, trades, mart (adversarial.method; wraps any objective)")
     print("datasets:   ", ", ".join(sorted(_INFO)))
     return 0
 
@@ -73,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_table_arguments(tb)
         tb.set_defaults(fn=run_table)
 
+    from .profile import add_profile_arguments, run_profile
+    pr = sub.add_parser("profile", help="parameters, train time, memory, inference time (Table IV)")
+    add_profile_arguments(pr)
+    pr.set_defaults(fn=run_profile)
+
     d = sub.add_parser("demo", help="train and compare Zubov-Net and Neural ODE on digits (CPU)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
@@ -88,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated")
     args = build_parser().parse_args(argv)
     return args.fn(args)
 
