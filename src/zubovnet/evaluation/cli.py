@@ -1,0 +1,163 @@
+"""The ``zubovnet eval`` and ``zubovnet table`` sub-commands.
+
+::
+
+    zubovnet eval CKPT [CKPT ...] --suite clean|corruptions|attacks|strong|rigorous|all
+                  [--n N] [--seed S] [--batch-size B] [--device D] [--surrogate CKPT ...]
+                  [--out RECORD.json] [--subset first|random] [--square-queries Q]
+    zubovnet table RECORD [RECORD ...] --layout table1|table2|table3|rigorous [--out FILE.md]
+
+``eval`` loads each checkpoint with :func:`zubovnet.load_checkpoint`, evaluates it on the
+test split of the dataset of its configuration, prints every number with the verdicts beside
+it and writes the record (default ``<checkpoint folder>/eval_<suite>.json``).  ``table``
+renders records (files, or folders holding ``eval_*.json``) as Markdown.
+
+Wire into a main parser with ``add_eval_arguments(sub.add_parser("eval"))`` and
+``run_eval(args)`` (and the same for ``table``); both return a process exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .records import load_records, write_record
+from .suites import SUITES, EvalSettings
+from .tables import LAYOUTS, format_summary, render_table
+
+__all__ = ["add_eval_arguments", "run_eval", "add_table_arguments", "run_table", "main",
+           "load_checkpoint", "build_test_set", "default_out_path"]
+
+
+def load_checkpoint(path, device="cpu"):
+    """``(model, cfg, meta)`` of a checkpoint (:func:`zubovnet.load_checkpoint`)."""
+    from .. import load_checkpoint as _load
+    return _load(path, device=device)
+
+
+def build_test_set(cfg):
+    """The test split of ``cfg.data`` (:func:`zubovnet.data.build_datasets`)."""
+    from ..data import build_datasets
+    return build_datasets(cfg.data).test
+
+
+def default_out_path(ckpt: str | Path, suite: str) -> Path:
+    """``<ckpt>/eval_<suite>.json`` for a folder, ``<parent>/eval_<suite>.json`` for a file."""
+    p = Path(ckpt)
+    return (p if p.is_dir() else p.parent) / f"eval_{suite}.json"
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        import torch
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the arguments of ``zubovnet eval`` to ``parser``."""
+    parser.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                        help="checkpoint folders (run folder, checkpoints/ or epoch folder)")
+    parser.add_argument("--suite", default="clean", choices=SUITES + ("all",),
+                        help="evaluation suite (default: clean)")
+    parser.add_argument("--n", type=int, default=1000, help="number of test images (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--surrogate", action="append", default=[], metavar="CKPT",
+                        help="checkpoint VNI-FGSM is crafted on (repeatable)")
+    parser.add_argument("--out", default=None, metavar="RECORD.json",
+                        help="record path (one checkpoint only; default "
+                             "<checkpoint folder>/eval_<suite>.json)")
+    parser.add_argument("--subset", default="first", choices=("first", "random"),
+                        help="first n test images (default) or a seeded random subset")
+    parser.add_argument("--square-queries", type=int, default=None,
+                        help="Square query budget of the strong and rigorous suites (default 5000)")
+    parser.add_argument("--name", default=None, help="model name in the record (one checkpoint)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def _model_name(cfg, meta, path) -> str:
+    name = getattr(cfg, "name", None)
+    if name and name != "experiment":
+        return name
+    model = getattr(getattr(cfg, "model", None), "name", None)
+    return model or Path(path).name
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Evaluate every checkpoint of ``args`` (see :func:`add_eval_arguments`); exit code."""
+    from .suites import evaluate
+
+    if args.out and len(args.checkpoints) > 1:
+        print("error: --out needs exactly one checkpoint", file=sys.stderr)
+        return 2
+    device = _resolve_device(args.device)
+    settings = EvalSettings()
+    if args.square_queries is not None:
+        settings.square_queries = args.square_queries
+        settings.rigorous.square_queries = args.square_queries
+    surrogates = []
+    for sp in args.surrogate:
+        smodel, scfg, smeta = load_checkpoint(sp, device=device)
+        surrogates.append((_model_name(scfg, smeta, sp), smodel))
+    flagged = 0
+    for ck in args.checkpoints:
+        model, cfg, meta = load_checkpoint(ck, device=device)
+        test = build_test_set(cfg)
+        name = (args.name if (args.name and len(args.checkpoints) == 1)
+                else _model_name(cfg, meta, ck))
+        record = evaluate(model, test, args.suite, n=args.n, seed=args.seed,
+                          batch_size=args.batch_size, device=device, surrogate=surrogates or None,
+                          progress=not args.no_progress, model_name=name, meta=meta,
+                          config=cfg, checkpoint=str(meta.get("path", ck)), settings=settings,
+                          subset=args.subset, dataset_name=getattr(cfg.data, "name", None))
+        out = Path(args.out) if args.out else default_out_path(ck, args.suite)
+        write_record(record, out)
+        print(format_summary(record))
+        print(f"  record: {out}")
+        flagged += sum(v["status"] == "FLAG" for v in record["verdicts"])
+    if flagged:
+        print(f"{flagged} check(s) FLAGGED: see the verdicts above", file=sys.stderr)
+    return 0
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the arguments of ``zubovnet table`` to ``parser``."""
+    parser.add_argument("records", nargs="+", metavar="RECORD",
+                        help="record files or folders holding eval_*.json")
+    parser.add_argument("--layout", default="table2", choices=LAYOUTS,
+                        help="table1 (corruptions), table2 (white box), table3 (strong), rigorous")
+    parser.add_argument("--out", default=None, metavar="FILE.md", help="write the table here")
+    parser.add_argument("--bold-best", action="store_true", help="bold each column's best value")
+    return parser
+
+
+def run_table(args: argparse.Namespace) -> int:
+    """Render the records of ``args`` (see :func:`add_table_arguments`); exit code."""
+    try:
+        records = load_records(args.records)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    text = render_table(records, args.layout, bold_best=getattr(args, "bold_best", False))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    print(text, end="")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point: ``python -m zubovnet.evaluation.cli eval|table ...``."""
+    parser = argparse.ArgumentParser(prog="zubovnet")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_eval_arguments(sub.add_parser("eval", help="evaluate checkpoints"))
+    add_table_arguments(sub.add_parser("table", help="render records as Markdown tables"))
+    args = parser.parse_args(argv)
+    return run_eval(args) if args.command == "eval" else run_table(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

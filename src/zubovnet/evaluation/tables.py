@@ -1,0 +1,199 @@
+"""Markdown tables in the layout of the paper's Tables I–III (and of the rigorous protocol).
+
+``render_table(records, layout)`` takes any list of records (:mod:`.records`) and returns a
+Markdown table, one row per record (its model name); a number a record lacks is shown as
+"—".  Accuracies are printed in percent with two decimals, as in the paper.
+
+=========== ==============================================================================
+``table1``  Clean, Gaussian, Glass, Shot, Impulse, Speckle, Motion, Brightness, Contrast, Avg
+            (each corruption: mean over severities 1–5; Avg: mean of the eight)
+``table2``  FGSM, PGD, BIM, APGD, Jitter at 8/255 and 16/255, Avg (of the ten), in the
+            column order of the paper's Table II
+``table3``  Orig, VNI, Square, AA (16/255)
+``rigorous`` the rigorous numbers (one row per record) followed by every verdict
+            (one row per record and check)
+=========== ==============================================================================
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Optional
+
+__all__ = ["LAYOUTS", "TABLE1_CORRUPTIONS", "TABLE2_ATTACKS", "render_table", "table_columns",
+           "format_summary"]
+
+DASH = "—"
+LAYOUTS = ("table1", "table2", "table3", "rigorous")
+TABLE1_CORRUPTIONS = (("Gaussian", "gaussian_noise"), ("Glass", "glass_blur"),
+                      ("Shot", "shot_noise"), ("Impulse", "impulse_noise"),
+                      ("Speckle", "speckle_noise"), ("Motion", "motion_blur"),
+                      ("Brightness", "brightness"), ("Contrast", "contrast"))
+TABLE2_ATTACKS = (("FGSM", "fgsm"), ("PGD", "pgd"), ("BIM", "bim"), ("APGD", "apgd"),
+                  ("Jitter", "jitter"))
+TABLE2_EPS = ("8/255", "16/255")
+RIGOROUS_COLUMNS = (("Clean", "clean"), ("PGD-10", "rigorous/pgd_paper"),
+                    ("AutoAttack", "rigorous/autoattack"), ("PGD-margin", "rigorous/pgd_margin"),
+                    ("APGD-CE", "rigorous/apgd"), ("Square", "rigorous/square"),
+                    ("PGD-RK4", "rigorous/pgd_margin_rk4"), ("Worst case", "rigorous/worst_case"),
+                    ("Acc@large eps", "rigorous/large_eps"))
+
+Getter = Callable[[dict], Optional[float]]
+
+
+def _acc(key: str) -> Getter:
+    def get(rec: dict) -> Optional[float]:
+        e = rec.get("results", {}).get(key)
+        return None if e is None else e.get("accuracy")
+    return get
+
+
+def _rigorous_pgd_paper(rec: dict) -> Optional[float]:
+    got = _acc("rigorous/pgd_paper")(rec)
+    if got is not None:
+        return got
+    eps = (rec.get("settings") or {}).get("rigorous", {}).get("eps")
+    if eps is None:
+        return None
+    from .attacks import eps_label
+    return _acc(f"pgd@{eps_label(eps)}")(rec) if "rigorous" in rec.get("suites", {}) else None
+
+
+def _mean(getters: list[Getter]) -> Getter:
+    def get(rec: dict) -> Optional[float]:
+        vals = [g(rec) for g in getters]
+        return None if any(v is None for v in vals) else sum(vals) / len(vals)
+    return get
+
+
+def table_columns(layout: str) -> list[tuple[str, Getter]]:
+    """``[(header, getter(record) -> accuracy fraction or None), ...]`` of a numeric layout."""
+    if layout == "table1":
+        cols = [("Clean", _acc("clean"))]
+        cors = [(h, _acc(f"corruption/{k}")) for h, k in TABLE1_CORRUPTIONS]
+        return cols + cors + [("Avg", _mean([g for _, g in cors]))]
+    if layout == "table2":
+        cols = [(f"{h} {e}", _acc(f"{k}@{e}")) for h, k in TABLE2_ATTACKS for e in TABLE2_EPS]
+        return cols + [("Avg", _mean([g for _, g in cols]))]
+    if layout == "table3":
+        return [("Orig", _acc("clean")), ("VNI", _acc("vnifgsm@16/255")),
+                ("Square", _acc("square@16/255")), ("AA", _acc("autoattack@16/255"))]
+    if layout == "rigorous":
+        return [(h, _rigorous_pgd_paper if k == "rigorous/pgd_paper" else _acc(k))
+                for h, k in RIGOROUS_COLUMNS]
+    raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+
+
+def _fmt(v: Optional[float], digits: int) -> str:
+    return DASH if v is None else f"{100 * v:.{digits}f}"
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md(header: list[str], rows: list[list[str]], align_right_from: int = 1) -> str:
+    sep = ["---" if i < align_right_from else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _name(rec: dict) -> str:
+    return (rec.get("model") or {}).get("name") or "?"
+
+
+def _numbers(nums: dict, limit: int = 4) -> str:
+    parts = []
+    for k, v in (nums or {}).items():
+        if isinstance(v, float):
+            parts.append(f"{k}={v:.4g}")
+        elif isinstance(v, (int, bool, str)) or v is None:
+            parts.append(f"{k}={v}")
+        if len(parts) >= limit:
+            break
+    return ", ".join(parts)
+
+
+def render_table(records: Iterable[dict], layout: str, digits: int = 2,
+                 bold_best: bool = False) -> str:
+    """Markdown table of ``records`` in ``layout`` (``table1|table2|table3|rigorous``).
+
+    One row per record, named by ``record["model"]["name"]``; missing cells "—"; values in
+    percent with ``digits`` decimals; ``bold_best`` bolds each column's maximum (not in the
+    rigorous layout, where lower is not "worse").
+    """
+    records = list(records)
+    cols = table_columns(layout)
+    header = ["Model"] + [h for h, _ in cols]
+    values = [[g(r) for _, g in cols] for r in records]
+    best = []
+    for j in range(len(cols)):
+        col = [v[j] for v in values if v[j] is not None]
+        best.append(max(col) if col else None)
+    rows = []
+    for r, vals in zip(records, values):
+        cells = []
+        for j, v in enumerate(vals):
+            c = _fmt(v, digits)
+            if (bold_best and layout != "rigorous" and v is not None and v == best[j]
+                    and len(records) > 1):
+                c = f"**{c}**"
+            cells.append(c)
+        rows.append([_name(r)] + cells)
+    out = _md(header, rows)
+    if layout == "rigorous":
+        vrows = []
+        for r in records:
+            for v in r.get("verdicts", []):
+                vrows.append([_name(r), v.get("suite", ""), v.get("check", ""),
+                              v.get("status", ""), _numbers(v.get("numbers", {})),
+                              v.get("reason", "")])
+        out += "\n\n" + _md(["Model", "Suite", "Check", "Verdict", "Numbers", "Reason"], vrows,
+                            align_right_from=99)
+    return out + "\n"
+
+
+# --------------------------------------------------------------------------- console
+_VERDICT_FOR = {"large_eps": "rigorous/large_eps", "square_vs_apgd": "rigorous/square",
+                "weak_vs_strong": "rigorous/worst_case", "rk4_attack": "rigorous/pgd_margin_rk4"}
+
+
+def format_summary(record: dict, digits: int = 2) -> str:
+    """Plain-text summary: every number with its sample count and, where a check belongs to a
+    number, its verdict beside it; then every verdict."""
+    m = record.get("model", {})
+    head = f"{m.get('name')} ({m.get('class')}, {m.get('parameters') or 0:,} parameters)"
+    if m.get("checkpoint"):
+        head += f"  checkpoint: {m['checkpoint']}"
+    lines = [head]
+    if record.get("solver"):
+        sv = record["solver"][0]
+        lines.append(f"  solver: {sv.get('solver')} rtol={sv.get('rtol')} atol={sv.get('atol')} "
+                     f"T={sv.get('T')} adjoint={sv.get('adjoint')}")
+    beside: dict[str, dict] = {}
+    for v in record.get("verdicts", []):
+        key = _VERDICT_FOR.get(v["check"])
+        if v["check"] == "autoattack_flags":
+            key = "rigorous/autoattack" if v.get("suite") == "rigorous" else "autoattack@16/255"
+        if key:
+            beside[key] = v
+    width = max([len(k) for k in record.get("results", {})] + [10])
+    for key, e in record.get("results", {}).items():
+        acc = e.get("accuracy")
+        txt = e.get("status") if acc is None else f"{100 * acc:6.{digits}f}%"
+        count = (f"{e['images']}x{len(e['per_severity'])}" if e.get("images") and
+                 e.get("per_severity") else e.get("n"))
+        line = f"  {key:<{width}}  {txt}  (n={count})"
+        if e.get("per_severity"):
+            line += "  per severity: " + " ".join(
+                f"{100 * a:.1f}" if a is not None else DASH for a in e["per_severity"].values())
+        if key in beside:
+            v = beside[key]
+            line += f"  [{v['status']}] {v['reason']}"
+        lines.append(line)
+    lines.append("  verdicts:")
+    for v in record.get("verdicts", []):
+        lines.append(f"    [{v['status']}] {v.get('suite', '')}/{v['check']}: {v['reason']}")
+    walls = record.get("wall_time_s", {})
+    lines.append("  wall time: " + ", ".join(f"{k} {t:.1f}s" for k, t in walls.items()
+                                              if isinstance(t, (int, float))))
+    return "\n".join(lines)

@@ -1,0 +1,253 @@
+"""The rigorous protocol: masked models are flagged, an undefended model passes."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zubovnet.evaluation import EvalSettings, RigorousSettings, evaluate
+from zubovnet.evaluation.rigorous import (CHECKS, cosine_per_example, gradient_checks,
+                                          run_rigorous, solver_checks)
+
+N = 48
+
+
+def _digits():
+    from zubovnet.config import DataConfig
+    from zubovnet.data import build_datasets
+    return build_datasets(DataConfig(name="digits", augment=False))
+
+
+def _stack(ds, n):
+    xs, ys = zip(*[ds[i] for i in range(min(n, len(ds)))])
+    return torch.stack(xs).float(), torch.as_tensor([int(v) for v in ys])
+
+
+def train_mlp(seed: int = 0, epochs: int = 30) -> nn.Module:
+    """An undefended 64-128-10 MLP on 8x8 digits (about 0.5 s on one core, ~97% test)."""
+    splits = _digits()
+    x, y = _stack(splits.train, len(splits.train))
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), 128):
+            b = perm[i:i + 128]
+            loss = F.cross_entropy(model(x[b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return train_mlp()
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return _digits().test
+
+
+def _fast(**kw) -> EvalSettings:
+    """The rigorous protocol with small budgets (the checks' logic is unchanged)."""
+    r = dict(square_queries=300, aa_square_queries=100, pgd_steps=20, pgd_restarts=2,
+             large_eps_steps=20, grad_n=32)
+    r.update(kw)
+    return EvalSettings(rigorous=RigorousSettings(**r))
+
+
+def _verdicts(record, suite="rigorous"):
+    return {v["check"]: v for v in record["verdicts"] if v["suite"] == suite}
+
+
+class Rounded(nn.Module):
+    """Masked toy model: inputs rounded to 5 grey levels inside forward (zero gradients)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(torch.round(x * 4) / 4)
+
+
+class Detached(nn.Module):
+    """Masked toy model: ``detach`` inside forward (no gradient reaches the input)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x.detach())
+
+
+class StraightThrough(nn.Module):
+    """Rounding with a straight-through gradient: non-zero but non-informative gradients."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        q = torch.round(x * 4) / 4
+        return self.net(x + (q - x).detach())
+
+
+class Brittle(nn.Module):
+    """Fails like a stiff ODE solve on any input off the 1/16 grid of the clean digits."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        from zubovnet.models import StepSizeUnderflowError
+        if ((x * 16 - (x * 16).round()).abs() > 1e-4).any():
+            raise StepSizeUnderflowError("step size fell below min_step")
+        return self.net(x)
+
+
+def test_solver_failures_are_recorded_not_fatal(mlp, test_set):
+    settings = _fast(autoattack=False)
+    settings.paper_eps = (8 / 255,)
+    settings.white_box = ("fgsm",)
+    rec = evaluate(Brittle(mlp), test_set, ["attacks", "rigorous"], n=16, progress=False,
+                   settings=settings)
+    res = rec["results"]
+    assert res["clean"]["accuracy"] > 0.5
+    assert res["fgsm@8/255"]["accuracy"] is None
+    assert res["fgsm@8/255"]["status"].startswith("error: StepSizeUnderflowError")
+    assert res["rigorous/pgd_margin"]["accuracy"] is None
+    v = _verdicts(rec)
+    assert v["attack_errors"]["status"] == "FLAG"
+    assert v["large_eps"]["status"] == "n/a" and v["square_vs_apgd"]["status"] == "n/a"
+    assert _verdicts(rec, "attacks")["attack_errors"]["status"] == "FLAG"
+
+
+def test_cosine_known_answers():
+    a = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    b = torch.tensor([[2.0, 0.0], [-1.0, -1.0], [1.0, 0.0]])
+    cos, valid = cosine_per_example(a, b)
+    assert cos[0].item() == pytest.approx(1.0) and cos[1].item() == pytest.approx(-1.0)
+    assert valid.tolist() == [True, True, False] and torch.isnan(cos[2])
+
+
+def test_undefended_model_falls_at_large_eps_and_passes(mlp, test_set):
+    rec = evaluate(mlp, test_set, "rigorous", n=N, progress=False, model_name="mlp",
+                   settings=_fast())
+    v = _verdicts(rec)
+    assert set(v) == set(CHECKS)
+    assert rec["results"]["rigorous/large_eps"]["accuracy"] <= 0.05
+    for check in ("solver_gradients", "adjoint_gradients", "rk4_attack"):
+        assert v[check]["status"] == "n/a"            # no ODE block
+    bad = {k: x["reason"] for k, x in v.items() if x["status"] not in ("pass", "n/a")}
+    assert not bad, bad
+    # the worst case is at most every attack's accuracy, and at most clean accuracy
+    res = rec["results"]
+    worst = res["rigorous/worst_case"]["accuracy"]
+    for key in ("rigorous/autoattack", "rigorous/pgd_margin", "rigorous/apgd", "rigorous/square",
+                "pgd@8/255" if "pgd@8/255" in res else "rigorous/pgd_paper"):
+        assert worst <= res[key]["accuracy"] + 1e-12
+    assert worst <= res["clean"]["accuracy"]
+    assert res["rigorous/autoattack"]["attack_settings"]["reference"] is False  # reduced Square
+
+
+def test_rounding_model_is_flagged(mlp, test_set):
+    rec = evaluate(Rounded(mlp), test_set, "rigorous", n=N, progress=False,
+                   settings=_fast(eps=0.1, autoattack=False))
+    v = _verdicts(rec)
+    assert v["zero_gradients"]["status"] == "FLAG"
+    assert v["zero_gradients"]["numbers"]["frac_zero_margin"] == 1.0
+    assert v["gradient_informative"]["status"] == "n/a"
+    assert v["large_eps"]["status"] == "FLAG"        # gradient attacks cannot move it
+    assert rec["results"]["rigorous/large_eps"]["accuracy"] > 0.05
+
+
+def test_detach_model_is_flagged_not_crashing(mlp, test_set):
+    rec = evaluate(Detached(mlp), test_set, "rigorous", n=32, progress=False,
+                   settings=_fast(eps=0.1, autoattack=False))
+    v = _verdicts(rec)
+    assert v["zero_gradients"]["status"] == "FLAG"
+    assert v["large_eps"]["status"] == "FLAG"
+    # the black-box attack finds what the (blind) white-box attack cannot
+    assert v["square_vs_apgd"]["status"] == "FLAG"
+    assert v["square_vs_apgd"]["numbers"]["gap"] > 0.03
+
+
+def test_straight_through_gradients_are_flagged_as_uninformative(mlp, test_set):
+    x, y = _stack(test_set, 32)
+    v = {d["check"]: d for d in gradient_checks(StraightThrough(mlp).eval(), x, y)}
+    assert v["zero_gradients"]["status"] == "pass"
+    assert v["gradient_informative"]["status"] == "FLAG"
+    plain = {d["check"]: d for d in gradient_checks(mlp, x, y)}
+    assert plain["gradient_informative"]["status"] == "pass"
+    assert plain["gradient_informative"]["numbers"]["median_ratio"] == pytest.approx(1, abs=0.2)
+
+
+def test_randomness_in_forward_is_flagged(mlp, test_set):
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = mlp
+
+        def forward(self, x):
+            return self.net(x + 0.02 * torch.randn_like(x))
+    rec = evaluate(Noisy(), test_set, "clean", n=32, progress=False)
+    assert _verdicts(rec, "sanity")["determinism"]["status"] == "FLAG"
+    rec = evaluate(mlp, test_set, "clean", n=32, progress=False)
+    assert _verdicts(rec, "sanity")["determinism"]["status"] == "pass"
+
+
+# --------------------------------------------------------------------------- ODE models
+@pytest.fixture(scope="module")
+def tiny_zubovnet():
+    from zubovnet.config import Config
+    from zubovnet.models import build_model
+    cfg = Config()
+    cfg.model.state_dim = 8
+    cfg.model.cnn_widths = [8, 8, 8]
+    cfg.model.ode.hidden = 16
+    cfg.model.lyapunov.z_widths = [16, 16, 1]
+    cfg.model.lyapunov.u_widths = [16, 16]
+    cfg.model.equilibria.steps = 20
+    torch.manual_seed(0)
+    return build_model(cfg).eval()
+
+
+def test_ode_solver_checks_and_eval_tolerance(tiny_zubovnet, test_set):
+    from zubovnet.models import ode_blocks
+    model = tiny_zubovnet
+    x, y = _stack(test_set, 16)
+    seen = []
+    hook = ode_blocks(model)[0].register_forward_pre_hook(
+        lambda mod, args: seen.append((mod.training, mod.tolerances, mod.solver)))
+    try:
+        res = run_rigorous(model, x, y, torch.ones(16, dtype=torch.bool),
+                           settings=RigorousSettings(autoattack=False, square_queries=20,
+                                                     pgd_steps=3, pgd_restarts=1, apgd_steps=3,
+                                                     large_eps_steps=3, grad_n=8))
+    finally:
+        hook.remove()
+    v = {d["check"]: d for d in res.verdicts}
+    # every forward pass ran in eval mode; the model's own solver at the eval tolerance 1e-3,
+    # and the RK4 reference of the rigorous checks
+    assert seen and all(not training for training, _, _ in seen)
+    assert {tol for _, tol, s in seen if s == "dopri5"} == {(1e-3, 1e-3)}
+    assert {s for _, _, s in seen} == {"dopri5", "rk4"}
+    assert v["solver_gradients"]["status"] == "pass"
+    assert v["solver_gradients"]["numbers"]["median_cos"] > 0.99
+    assert v["adjoint_gradients"]["status"] == "pass"
+    assert v["rk4_attack"]["status"] in ("pass", "FLAG")
+    assert "pgd_margin_rk4" in res.masks
+    assert ode_blocks(model)[0].solver == "dopri5"        # overrides were undone
+
+
+def test_solver_checks_na_without_ode(mlp, test_set):
+    x, y = _stack(test_set, 8)
+    assert [d["status"] for d in solver_checks(mlp, x, y)] == ["n/a", "n/a"]
