@@ -46,7 +46,7 @@ def _cmd_info(args) -> int:
 def _cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(out_dir=args.out, epochs=args.epochs, n_eval=args.n, quick=args.quick,
-             device=args.device, suite=args.suite)
+             device=args.device, suite=args.suite, strong_n=args.strong_n)
     return 0
 
 
@@ -83,9 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     d.add_argument("--n", type=int, default=None, help="test images evaluated (default: all)")
-    d.add_argument("--suite", default="demo", help="evaluation suite (demo: clean + noise + PGD)")
+    d.add_argument("--suite", default="paper",
+                   help="paper (Tables I-III), all (+ rigorous), or one suite name")
+    d.add_argument("--strong-n", type=int, default=50,
+                   help="test images of the Table III / rigorous suites (default 50)")
     d.add_argument("--device", default="cpu")
-    d.add_argument("--quick", action="store_true", help="tiny budget (smoke test)")
+    d.add_argument("--quick", action="store_true",
+                   help="smoke test: tiny training budget, Square 50 queries, no AutoAttack")
     d.set_defaults(fn=_cmd_demo)
 
     i = sub.add_parser("info", help="list registered models, objectives and datasets")

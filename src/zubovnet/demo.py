@@ -1,8 +1,10 @@
 """``make demo``: Zubov-Net vs the plain Neural ODE on scikit-learn's 8x8 digits, on CPU.
 
 Trains both models from the embedded config ``resources/demo.yaml`` (resuming if a run folder
-already exists), evaluates them on the test split, prints a side-by-side table and writes
-``OUT/results.json`` and PNG plots of the training curves.
+already exists), evaluates them with the paper protocol on the test split (Tables I and II on
+every test image, Table III on a subset), prints a side-by-side table and the paper's tables,
+and writes ``OUT/results.json``, one evaluation record per model and suite group in
+``OUT/records/``, and PNG plots of the training curves.
 """
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from .config import config_to_dict, load_config
 __all__ = ["run_demo", "demo_config", "DEMO_MODELS"]
 
 DEMO_MODELS = ("zubovnet", "neural_ode")
-PGD_EPS = (8 / 255, 16 / 255)
 
 
 def demo_config(model: str, out_dir: str | Path, epochs: int | None = None, quick: bool = False,
@@ -66,36 +67,18 @@ def _hardware() -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def _gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    try:
-        from .evaluation.corruptions import gaussian_noise
-        return gaussian_noise(x, sigma, generator=generator)
-    except ImportError:  # pragma: no cover
-        return (x + sigma * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+def _suites(suite: str) -> tuple[list[str], list[str]]:
+    """(suites on the whole test split, suites on the ``strong_n`` subset) for a demo suite name.
 
-
-def _demo_metrics(model, x: torch.Tensor, y: torch.Tensor, seed: int, batch_size: int = 256) -> dict:
-    """Clean, Gaussian-noise (CIFAR-10-C severity 3, σ = 0.08) and PGD-10 (ε/8 steps) accuracy."""
-    import torchattacks
-    model.eval()
-    res: dict = {}
-    g = torch.Generator().manual_seed(seed)
-
-    def acc(inputs):
-        with torch.no_grad():
-            return sum((model(inputs[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum().item()
-                       for i in range(0, len(y), batch_size)) / len(y)
-
-    res["clean"] = acc(x)
-    res["gaussian_noise_s3"] = acc(_gaussian_noise(x, 0.08, g))
-    for eps in PGD_EPS:
-        torch.manual_seed(seed)
-        atk = torchattacks.PGD(model, eps=eps, alpha=eps / 8, steps=10, random_start=True)
-        adv = torch.cat([atk(x[i:i + batch_size], y[i:i + batch_size])
-                         for i in range(0, len(y), batch_size)])
-        assert (adv - x).abs().max() <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
-        res[f"pgd_{round(eps * 255)}/255"] = acc(adv)
-    return res
+    ``paper`` (default): Tables I and II on every test image, Table III on ``strong_n`` images;
+    ``all``: the same plus the rigorous protocol on ``strong_n`` images; any single suite name
+    runs just that suite on the whole split.
+    """
+    if suite == "paper":
+        return ["clean", "corruptions", "attacks"], ["strong"]
+    if suite == "all":
+        return ["clean", "corruptions", "attacks"], ["strong", "rigorous"]
+    return [suite], []
 
 
 def plot_training_curves(histories: dict, path: Path) -> None:
@@ -125,51 +108,95 @@ def plot_training_curves(histories: dict, path: Path) -> None:
 
 
 def run_demo(out_dir: str | Path = "runs/demo", epochs: int | None = None, n_eval: int | None = None,
-             quick: bool = False, device: str = "cpu", suite: str = "demo", seed: int = 0) -> dict:
+             quick: bool = False, device: str = "cpu", suite: str = "paper", seed: int = 0,
+             strong_n: int = 50) -> dict:
+    """Train both demo models, evaluate them, print the tables, write results and plots.
+
+    Evaluation (:func:`zubovnet.evaluation.evaluate`): corruptions (Table I) and the white-box
+    attacks (Table II) on every test image (or ``n_eval``), Table III (VNI-FGSM transferred from
+    the other demo model, Square, reference AutoAttack) on the first ``strong_n`` of them.
+    """
     from .data import build_datasets
+    from .evaluation import EvalSettings, evaluate, render_table, write_record
     from .training import train
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "records").mkdir(parents=True, exist_ok=True)
+    full_suites, small_suites = _suites(suite)
+    settings = EvalSettings()
+    if quick:   # smoke test: small query budgets for the black-box attacks
+        strong_n = min(strong_n, 16)
+        settings = EvalSettings(square_queries=50, autoattack=False)
     results: dict = {"dataset": "digits", "suite": suite, "versions": _versions(),
                      "hardware": _hardware(), "models": {}}
-    histories = {}
+    histories, trained, cfgs, t_train = {}, {}, {}, {}
     for name in DEMO_MODELS:
         cfg = demo_config(name, out_dir, epochs, quick, device)
         print(f"== training {name} ({cfg.train.epochs} epochs) -> {cfg.train.out_dir}", flush=True)
         t0 = time.time()
         res = train(cfg, resume=True)
-        t_train = time.time() - t0
-        splits = build_datasets(cfg.data)
-        xs, ys = zip(*[splits.test[i] for i in range(len(splits.test) if n_eval is None
-                                                         else min(n_eval, len(splits.test)))])
-        x, y = torch.stack(xs), torch.as_tensor([int(v) for v in ys])
+        t_train[name] = time.time() - t0
+        histories[name], trained[name], cfgs[name] = res.history, res.model.cpu().eval(), cfg
+    test = build_datasets(cfgs[DEMO_MODELS[0]].data).test
+    n = len(test) if n_eval is None else min(n_eval, len(test))
+    records: dict = {}
+    for name in DEMO_MODELS:
+        other = [m for m in DEMO_MODELS if m != name][0]
+        print(f"== evaluating {name}: {'+'.join(full_suites)} on {n} images"
+              + (f", {'+'.join(small_suites)} on {min(strong_n, n)}" if small_suites else ""), flush=True)
         t0 = time.time()
-        metrics = _demo_metrics(res.model.cpu(), x, y, seed)
+        recs = [evaluate(trained[name], test, full_suites, n=n, seed=seed, device="cpu",
+                         model_name=name, config=cfgs[name], progress=not quick,
+                         dataset_name="digits", settings=settings)]
+        if small_suites:
+            recs.append(evaluate(trained[name], test, small_suites, n=min(strong_n, n), seed=seed,
+                                 device="cpu", model_name=name, config=cfgs[name],
+                                 surrogate={other: trained[other]}, progress=not quick,
+                                 dataset_name="digits", settings=settings))
         t_eval = time.time() - t0
-        histories[name] = res.history
+        for rec in recs:
+            write_record(rec, out_dir / "records" / f"{name}_{'+'.join(rec['suites_requested'])}.json")
+        records[name] = recs
+        metrics = {}
+        for rec in recs:
+            for key, entry in rec["results"].items():
+                if isinstance(entry, dict) and entry.get("accuracy") is not None:
+                    label = key if rec is recs[0] or key != "clean" else f"clean (n={entry['n']})"
+                    metrics[label] = entry["accuracy"]
         results["models"][name] = {
-            "metrics": metrics, "n_test": len(y), "seed": cfg.train.seed,
-            "protocol": {"gaussian_noise_s3": "x + N(0, 0.08^2), clipped (CIFAR-10-C severity 3)",
-                         "pgd": "torchattacks PGD, L-inf, 10 steps, step eps/8, random start",
-                         "solver": res.model.ode.describe() if hasattr(res.model, "ode") else None},
-            "timings": {"train_s": t_train, "eval_s": t_eval,
-                        "train_epochs_s": sum(r["train_time"] for r in res.history)},
-            "config": config_to_dict(cfg), "run_dir": str(res.run_dir)}
+            "metrics": metrics, "n_test": n, "n_strong": min(strong_n, n) if small_suites else 0,
+            "seed": cfgs[name].train.seed,
+            "records": [str(out_dir / "records" / f"{name}_{'+'.join(r['suites_requested'])}.json")
+                        for r in recs],
+            "verdicts": [v for r in recs for v in r.get("verdicts", [])],
+            "solver": trained[name].ode.describe() if hasattr(trained[name], "ode") else None,
+            "timings": {"train_s": t_train[name], "eval_s": t_eval,
+                        "train_epochs_s": sum(r["train_time"] for r in histories[name])},
+            "config": config_to_dict(cfgs[name]), "run_dir": str(cfgs[name].train.out_dir)}
     names = list(results["models"])
-    keys = list(results["models"][names[0]]["metrics"])
-    header = "| metric | " + " | ".join(names) + " |"
-    lines = [header, "|" + "---|" * (len(names) + 1)]
+    keys = [k for k in results["models"][names[0]]["metrics"]]
+    lines = ["| metric | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     for k in keys:
-        lines.append(f"| {k} | " + " | ".join(f"{100 * results['models'][n]['metrics'][k]:.2f}"
-                                                for n in names) + " |")
+        lines.append(f"| {k} | " + " | ".join(
+            f"{100 * results['models'][m]['metrics'].get(k, float('nan')):.2f}" for m in names) + " |")
     lines.append("| train time (s) | " + " | ".join(
-        f"{results['models'][n]['timings']['train_s']:.0f}" for n in names) + " |")
+        f"{results['models'][m]['timings']['train_s']:.0f}" for m in names) + " |")
+    lines.append("| eval time (s) | " + " | ".join(
+        f"{results['models'][m]['timings']['eval_s']:.0f}" for m in names) + " |")
     table = "\n".join(lines)
     results["table_markdown"] = table
-    print(f"\nDigits test set ({results['models'][names[0]]['n_test']} images), accuracy %:\n")
+    print(f"\nDigits test set: Zubov-Net vs Neural ODE, accuracy % ({n} images; "
+          f"Table III rows on {results['models'][names[0]]['n_strong']})\n")
     print(table)
+    flat = [r for m in names for r in records[m]]
+    for layout, needs in (("table1", "corruptions"), ("table2", "attacks"), ("table3", "strong")):
+        rows = [r for r in flat if needs in r["suites_requested"]]
+        if rows:
+            print(f"\n{layout} layout:\n" + render_table(rows, layout))
+    flags = [(m, v) for m in names for v in results["models"][m]["verdicts"] if v.get("status") == "FLAG"]
+    for m, v in flags:
+        print(f"FLAG {m}: {v.get('check')}: {v.get('reason')}")
     with open(out_dir / "results.json", "w") as fh:
         json.dump(results, fh, indent=1)
     plot_training_curves(histories, out_dir / "training_curves.png")
-    print(f"\nwrote {out_dir / 'results.json'} and {out_dir / 'training_curves.png'}")
+    print(f"\nwrote {out_dir / 'results.json'}, {out_dir / 'records'}/ and {out_dir / 'training_curves.png'}")
     return results

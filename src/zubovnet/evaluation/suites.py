@@ -55,6 +55,7 @@ class EvalSettings:
     vni_beta: float = 1.5                    # VNI-FGSM neighbourhood radius (x eps)
     square_queries: int = 5000               # Square (Table III) query budget
     autoattack_square_queries: Optional[int] = None  # None: reference 5,000
+    autoattack: bool = True                  # False: Table III's AutoAttack recorded as skipped
     severities: tuple = (1, 2, 3, 4, 5)      # corruption severities
     corruptions: Optional[tuple] = None      # None: all eight of Table I
     determinism_n: int = 64                  # images of the determinism check
@@ -339,17 +340,24 @@ def evaluate(model: nn.Module, dataset, suite: str | Iterable[str] = "clean", n:
                                 "status": "skipped: no surrogate", "solver": solver})
         attack_entry(f"square@{lab}", "strong",
                      make_attack("square", model, eps, seed=seed, n_queries=s.square_queries))
-        aa = make_attack("autoattack", model, eps, seed=seed, num_classes=num_classes,
-                         square_queries=s.autoattack_square_queries, batch_size=batch_size)
-        attack_entry(f"autoattack@{lab}", "strong", aa)
-        d = aa.describe()
-        warns = d.get("warnings", [])
-        why = ("AutoAttack's own checks: " + "; ".join(warns) if warns else
-               "AutoAttack's own checks raised no warning")
-        why += "" if d.get("reference") else " (not the reference configuration)"
-        add_verdict(verdict("autoattack_flags", "FLAG" if warns else "pass", why, eps=eps,
-                            warnings=warns, reference=d.get("reference"),
-                            implementation=d.get("implementation")), "strong")
+        if s.autoattack:
+            aa = make_attack("autoattack", model, eps, seed=seed, num_classes=num_classes,
+                             square_queries=s.autoattack_square_queries, batch_size=batch_size)
+            attack_entry(f"autoattack@{lab}", "strong", aa)
+            d = aa.describe()
+            warns = d.get("warnings", [])
+            why = ("AutoAttack's own checks: " + "; ".join(warns) if warns else
+                   "AutoAttack's own checks raised no warning")
+            why += "" if d.get("reference") else " (not the reference configuration)"
+            add_verdict(verdict("autoattack_flags", "FLAG" if warns else "pass", why, eps=eps,
+                                warnings=warns, reference=d.get("reference"),
+                                implementation=d.get("implementation")), "strong")
+        else:
+            add_result(record, {"key": f"autoattack@{lab}", "suite": "strong", "protocol": "paper",
+                                "attack": "autoattack", "accuracy": None, "correct": None,
+                                "n": n, "eps": eps, "eps_label": lab,
+                                "status": "skipped: EvalSettings.autoattack is False",
+                                "solver": solver})
         finish("strong", t0)
 
     # ---- rigorous protocol
