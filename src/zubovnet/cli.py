@@ -1,4 +1,5 @@
-"""The ``zubovnet`` command: ``train``, ``eval``, ``table``, ``profile``, ``demo``, ``info``.
+"""The ``zubovnet`` command: ``train``, ``eval``, ``table``, ``profile``, ``reproduce``, ``figures``,
+``demo``, ``info``.
 
     zubovnet train configs/digits/zubovnet.yaml train.epochs=5 --out runs/x [--resume]
     zubovnet eval runs/x --suite clean
@@ -78,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("profile", help="parameters, train time, memory, inference time (Table IV)")
     add_profile_arguments(pr)
     pr.set_defaults(fn=run_profile)
+
+    from .reproduce import add_reproduce_arguments, run_reproduce
+    r = sub.add_parser("reproduce", help="run a paper experiment: train, evaluate, tables, figures")
+    add_reproduce_arguments(r)
+    r.set_defaults(fn=run_reproduce)
+
+    from .analysis import add_figures_arguments, run_figures
+    f = sub.add_parser("figures", help="draw the paper's figures from runs and evaluation records")
+    add_figures_arguments(f)
+    f.set_defaults(fn=run_figures)
 
     d = sub.add_parser("demo", help="train and compare Zubov-Net and Neural ODE on digits (CPU)")
     d.add_argument("--out", default="runs/demo")

@@ -57,7 +57,7 @@ class ODEConfig:
     gamma: int = 10                      # trajectory read at t_i = i T / gamma
     step_size: Optional[float] = None    # for fixed-grid solvers (euler, rk4, ...)
     adjoint: bool = False                # odeint_adjoint instead of backprop through the solver
-    min_step: float = 1e-6               # adaptive step below this raises StepSizeUnderflowError
+    min_step: float = 1e-7               # adaptive step below this raises StepSizeUnderflowError
     max_num_steps: int = 10000           # adaptive solver step budget per solve
     hidden: int = 256                    # f(h) = W2 tanh(W1 h + b1) + b2
     activation: str = "tanh"
