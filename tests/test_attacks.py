@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digits_helpers import digits, stack, train_mlp
 from zubovnet.evaluation.attacks import (ATTACKS, Attack, EvaluationModeError, InputGraph,
                                          MarginPGD, PerturbationError, assert_eval_mode,
                                          check_perturbation, eps_label, forward_determinism,
@@ -14,35 +15,7 @@ from zubovnet.evaluation.attacks import (ATTACKS, Attack, EvaluationModeError, I
 
 N_TEST = 48
 
-
-def _digits():
-    from zubovnet.config import DataConfig
-    from zubovnet.data import build_datasets
-    return build_datasets(DataConfig(name="digits", augment=False))
-
-
-def _stack(ds, n=None):
-    n = len(ds) if n is None else min(n, len(ds))
-    xs, ys = zip(*[ds[i] for i in range(n)])
-    return torch.stack(xs).float(), torch.as_tensor([int(v) for v in ys])
-
-
-def train_mlp(seed: int = 0, epochs: int = 30) -> nn.Module:
-    """An undefended 64-128-10 MLP on 8x8 digits (about 0.5 s on one core, ~97% test)."""
-    x, y = _stack(_digits().train)
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), 128):
-            b = perm[i:i + 128]
-            loss = F.cross_entropy(model(x[b]), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+_digits, _stack = digits, stack
 
 
 @pytest.fixture(scope="module")

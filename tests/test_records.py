@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digits_helpers import digits, train_mlp
 from zubovnet.evaluation import EvalSettings, evaluate, render_table
 from zubovnet.evaluation import cli
 from zubovnet.evaluation.records import (SCHEMA, load_records, new_record, result_entry,
@@ -23,27 +24,11 @@ TABLE2 = ["Model"] + [f"{a} {e}" for a in ("FGSM", "PGD", "BIM", "APGD", "Jitter
                       for e in ("8/255", "16/255")] + ["Avg"]
 TABLE3 = ["Model", "Orig", "VNI", "Square", "AA"]
 
-
-def _digits():
-    from zubovnet.config import DataConfig
-    from zubovnet.data import build_datasets
-    return build_datasets(DataConfig(name="digits", augment=False))
+_digits = digits
 
 
 def _train_mlp(seed=0, epochs=15):
-    splits = _digits()
-    xs, ys = zip(*[splits.train[i] for i in range(len(splits.train))])
-    x, y = torch.stack(xs).float(), torch.as_tensor([int(v) for v in ys])
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(epochs):
-        for i in range(0, len(x), 128):
-            loss = F.cross_entropy(model(x[i:i + 128]), y[i:i + 128])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+    return train_mlp(seed, epochs, hidden=64)
 
 
 @pytest.fixture(scope="module")

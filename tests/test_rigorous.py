@@ -6,41 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digits_helpers import digits, stack, train_mlp
 from zubovnet.evaluation import EvalSettings, RigorousSettings, evaluate
 from zubovnet.evaluation.rigorous import (CHECKS, cosine_per_example, gradient_checks,
                                           run_rigorous, solver_checks)
 
 N = 48
 
-
-def _digits():
-    from zubovnet.config import DataConfig
-    from zubovnet.data import build_datasets
-    return build_datasets(DataConfig(name="digits", augment=False))
-
-
-def _stack(ds, n):
-    xs, ys = zip(*[ds[i] for i in range(min(n, len(ds)))])
-    return torch.stack(xs).float(), torch.as_tensor([int(v) for v in ys])
-
-
-def train_mlp(seed: int = 0, epochs: int = 30) -> nn.Module:
-    """An undefended 64-128-10 MLP on 8x8 digits (about 0.5 s on one core, ~97% test)."""
-    splits = _digits()
-    x, y = _stack(splits.train, len(splits.train))
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), 128):
-            b = perm[i:i + 128]
-            loss = F.cross_entropy(model(x[b]), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+_digits, _stack = digits, stack
 
 
 @pytest.fixture(scope="module")
