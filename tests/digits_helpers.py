@@ -38,3 +38,21 @@ def train_mlp(seed: int = 0, epochs: int = 30, hidden: int = 128) -> nn.Module:
             loss.backward()
             opt.step()
     return model.eval()
+
+
+def tiny_config(name: str = "zubovnet"):
+    """A Config with tiny widths (d = 8, CNN 8-16, hidden 32, PIACNN 32-32-1) for fast tests."""
+    from zubovnet.config import Config
+    cfg = Config()
+    m = cfg.model
+    m.name = name
+    m.state_dim = 8
+    m.cnn_widths = [8, 16]
+    m.ode.hidden = 32
+    m.lyapunov.z_widths = [32, 32, 1]
+    m.lyapunov.u_widths = [32, 32]
+    m.equilibria.steps = 100
+    cfg.loss.boundary.variants = 3
+    cfg.train.progress = False
+    cfg.train.tensorboard = False
+    return cfg

@@ -10,6 +10,7 @@ from torch import nn
 from zubovnet import load_checkpoint
 from zubovnet.config import Config
 from zubovnet.models import build_model
+from digits_helpers import tiny_config
 from zubovnet.training import build_objective, train
 from zubovnet.training.adversarial import (MART, PGDAT, TRADES, AdversarialTraining, crafting_mode,
                                            mart_loss, project_linf, sign_ascent, trades_kl)
@@ -17,17 +18,9 @@ from zubovnet.training.objectives import CrossEntropyObjective
 
 
 def tiny_cfg(name: str, method: str = "none", tmp_path=None) -> Config:
-    cfg = Config()
+    cfg = tiny_config(name)
     m = cfg.model
-    m.name = name
-    m.state_dim = 8
-    m.cnn_widths = [8, 16]
-    m.ode.hidden = 32
-    m.lyapunov.z_widths = [32, 32, 1]
-    m.lyapunov.u_widths = [32, 32]
-    m.equilibria.steps = 100
     m.in_channels, m.image_size = 1, 8
-    cfg.loss.boundary.variants = 3
     cfg.loss.counterexample_steps = 1
     cfg.adversarial.method = method
     cfg.adversarial.steps = 2
@@ -35,8 +28,6 @@ def tiny_cfg(name: str, method: str = "none", tmp_path=None) -> Config:
     cfg.train.epochs = 1
     cfg.train.max_steps_per_epoch = 1
     cfg.train.eval_every = 0
-    cfg.train.progress = False
-    cfg.train.tensorboard = False
     if tmp_path is not None:
         cfg.train.out_dir = str(tmp_path / f"{name}_{method}")
     return cfg

@@ -17,6 +17,7 @@ from zubovnet.losses import directional_derivative
 from zubovnet.models import available_models, build_model
 from zubovnet.models.baselines.fxts import settling_time_bound
 from zubovnet.models.baselines.projnode import ConvexLyapunov, ProjectedDynamics, project_field
+from digits_helpers import tiny_config
 from zubovnet.training import build_objective, train
 from zubovnet.training.baseline_objectives import (FxTSObjective, LyaNetObjective, SODEFObjective,
                                                    fixed_time_violation, lyapunov_violation,
@@ -25,23 +26,12 @@ from zubovnet.training.trainer import fill_data_fields
 
 
 def tiny_cfg(name: str, tmp_path=None) -> Config:
-    cfg = Config()
-    m = cfg.model
-    m.name = name
-    m.state_dim = 8
-    m.cnn_widths = [8, 16]
-    m.ode.hidden = 32
-    m.lyapunov.z_widths = [32, 32, 1]
-    m.lyapunov.u_widths = [32, 32]
-    m.equilibria.steps = 100
-    cfg.loss.boundary.variants = 3
+    cfg = tiny_config(name)
     cfg.data.name = "digits"
     cfg.data.batch_size = 32
     cfg.train.epochs = 1
     cfg.train.max_steps_per_epoch = 1
     cfg.train.eval_every = 0
-    cfg.train.progress = False
-    cfg.train.tensorboard = False
     if tmp_path is not None:
         cfg.train.out_dir = str(tmp_path / name)
     return cfg
