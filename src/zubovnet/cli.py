@@ -51,6 +51,15 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+_DELEGATED = (  # (command, module, function stem, help)
+    ("eval", ".evaluation.cli", "eval", "evaluate checkpoints (clean, corruptions, attacks, ...)"),
+    ("table", ".evaluation.cli", "table", "render the paper's tables from evaluation records"),
+    ("profile", ".profile", "profile", "parameters, train time, memory, inference time (Table IV)"),
+    ("reproduce", ".reproduce", "reproduce", "run a paper experiment: train, evaluate, tables, figures"),
+    ("figures", ".analysis", "figures", "draw the paper's figures from runs and evaluation records"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zubovnet", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -63,32 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None)
     t.set_defaults(fn=_cmd_train)
 
-    try:
-        from .evaluation.cli import add_eval_arguments, add_table_arguments, run_eval, run_table
-    except ImportError:  # pragma: no cover - evaluation extras missing
-        add_eval_arguments = add_table_arguments = None
-    if add_eval_arguments is not None:
-        e = sub.add_parser("eval", help="evaluate checkpoints (clean, corruptions, attacks, ...)")
-        add_eval_arguments(e)
-        e.set_defaults(fn=run_eval)
-        tb = sub.add_parser("table", help="render the paper's tables from evaluation records")
-        add_table_arguments(tb)
-        tb.set_defaults(fn=run_table)
-
-    from .profile import add_profile_arguments, run_profile
-    pr = sub.add_parser("profile", help="parameters, train time, memory, inference time (Table IV)")
-    add_profile_arguments(pr)
-    pr.set_defaults(fn=run_profile)
-
-    from .reproduce import add_reproduce_arguments, run_reproduce
-    r = sub.add_parser("reproduce", help="run a paper experiment: train, evaluate, tables, figures")
-    add_reproduce_arguments(r)
-    r.set_defaults(fn=run_reproduce)
-
-    from .analysis import add_figures_arguments, run_figures
-    f = sub.add_parser("figures", help="draw the paper's figures from runs and evaluation records")
-    add_figures_arguments(f)
-    f.set_defaults(fn=run_figures)
+    # commands whose arguments and runner live beside the code they drive
+    import importlib
+    for name, module, stem, help_text in _DELEGATED:
+        mod = importlib.import_module(module, __package__)
+        sp = sub.add_parser(name, help=help_text)
+        getattr(mod, f"add_{stem}_arguments")(sp)
+        sp.set_defaults(fn=getattr(mod, f"run_{stem}"))
 
     d = sub.add_parser("demo", help="train and compare Zubov-Net and Neural ODE on digits (CPU)")
     d.add_argument("--out", default="runs/demo")
