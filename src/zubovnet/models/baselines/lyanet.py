@@ -33,6 +33,7 @@ from ..extractors import build_extractor
 from ..ode import Dynamics, ODEBlock
 from ..registry import register_model
 from ..zubovnet import ModelOutput
+from .neural_ode import NeuralODE
 
 __all__ = ["ModulatedDynamics", "ModulatedNODE", "LyaNet", "build_lyanet"]
 
@@ -80,27 +81,13 @@ class ModulatedDynamics(Dynamics):
         return self.net[2](self.net[1](pre))
 
 
-class ModulatedNODE(nn.Module):
+class ModulatedNODE(NeuralODE):
     """``x ↦ φ(x) = h(0) ↦ h(T)`` under ``f(·; h(0))`` ``↦ W h(T) + b``.
 
     Input ``(B, C, H, W)`` in [0, 1]; ``forward`` returns logits ``(B, L)``.  :meth:`field`
     evaluates the field at arbitrary states with their context (the ``h(0)`` of the sample they
     belong to).
     """
-
-    default_objective = "ce"
-
-    def __init__(self, extractor: nn.Module, ode: ODEBlock, num_classes: int, dim: int):
-        super().__init__()
-        self.extractor, self.ode = extractor, ode
-        self.fc = nn.Linear(dim, num_classes)
-
-    @property
-    def dynamics(self) -> ModulatedDynamics:
-        return self.ode.dynamics
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.extractor(x)
 
     def field(self, h: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """``f(h; context)``: ``h`` and ``context`` ``(N, d)`` (or broadcastable)."""
