@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 __all__ = ["BoundaryResult", "boundary_directions", "boundary_points", "radial_projection",
-           "counterexamples"]
+           "counterexamples", "region_points"]
 
 WFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -117,33 +117,88 @@ def boundary_points(W_fn: WFn, C: torch.Tensor, directions: torch.Tensor, cls: t
 
 @torch.no_grad()
 def radial_projection(W_fn: WFn, C: torch.Tensor, points: torch.Tensor, cls: torch.Tensor,
-                      rho: float = 0.9, iters: int = 20) -> torch.Tensor:
-    """Project ``points`` into ``{W_cls ≤ ρ}`` radially toward ``c_cls`` (batched bisection).
+                      rho: float = 0.9, iters: int = 20, method: str = "bisection",
+                      tol: float = 2.0 ** -20) -> torch.Tensor:
+    """Project ``points`` into ``{W_cls ≤ ρ}`` radially toward ``c_cls`` (batched).
 
-    Points already inside are returned unchanged; for the others, bisection on
-    ``t ∈ [0, 1]`` along ``c + t (p − c)`` keeps the inner end ``lo`` (``W ≤ ρ`` by invariant),
-    so every returned point satisfies ``W_cls ≤ ρ`` exactly.
+    Points already inside are returned unchanged; for the others the crossing ``t*`` of
+    ``W(c + t (p − c)) = ρ`` on ``t ∈ [0, 1]`` is bracketed by ``[lo, hi]`` with ``W(lo) ≤ ρ <
+    W(hi)``; the inner end ``lo`` is returned, so every returned point satisfies ``W_cls ≤ ρ``
+    exactly.
+
+    ``method="bisection"`` halves the bracket ``iters`` times (the reference).
+    ``method="secant"`` uses that ``V = −ln(1 − W)`` grows like ``t²`` along the ray (it is
+    ``≥ δ t²‖p − c‖²`` and strongly convex): each iteration takes the secant step of ``√V``
+    across the bracket — exact when ``V`` is quadratic along the ray — and every evaluated point
+    replaces the end of the bracket on its side, so the bracket stays valid whatever ``V`` does;
+    an end kept twice in a row has its value halved (the Illinois rule), which keeps the
+    convergence superlinear where plain regula falsi would stall.  A point stops when its bracket
+    is narrower than ``tol`` (``2⁻²⁰``, the width of 20 bisections) or ``√V(lo)`` is within a
+    relative ``10⁻⁶`` of ``√v*``; at most ``iters`` iterations.
     """
+    if method not in ("bisection", "secant"):
+        raise ValueError(f"projection method must be 'bisection' or 'secant', got {method!r}")
     out = points.clone()
-    outside = W_fn(points, cls) > rho
+    W0 = W_fn(points, cls)
+    outside = W0 > rho
     if not bool(outside.any()):
         return out
     p, k = points[outside], cls[outside]
     c = C[k].to(points.dtype)
     lo = torch.zeros(p.shape[0], 1, device=p.device, dtype=p.dtype)
     hi = torch.ones_like(lo)
+    if method == "bisection":
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            inside = (W_fn(c + mid * (p - c), k) <= rho).unsqueeze(1)
+            lo = torch.where(inside, mid, lo)
+            hi = torch.where(inside, hi, mid)
+        out[outside] = c + lo * (p - c)
+        return out
+
+    def root_v(w: torch.Tensor) -> torch.Tensor:   # √V with W clamped below 1 (float saturation)
+        w = w.clamp(0.0, 1.0 - 1e-7)
+        return (-torch.log1p(-w)).clamp_min(0.0).sqrt().unsqueeze(1)
+
+    target = float(root_v(torch.tensor([rho], dtype=p.dtype)))
+    f_lo = torch.full_like(lo, -target)             # √V − √v* at the ends (< 0 inside)
+    f_hi = root_v(W0[outside]) - target
+    last = torch.zeros_like(lo)                     # +1: lo moved last, −1: hi moved last
+    active = torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
     for _ in range(iters):
-        mid = (lo + hi) / 2
-        inside = (W_fn(c + mid * (p - c), k) <= rho).unsqueeze(1)
-        lo = torch.where(inside, mid, lo)
-        hi = torch.where(inside, hi, mid)
+        idx = active.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        l, h, fl, fh, ls = lo[idx], hi[idx], f_lo[idx], f_hi[idx], last[idx]
+        t = (l * fh - h * fl) / (fh - fl).clamp_min(1e-12)
+        t = torch.where((t > l) & (t < h), t, (l + h) / 2)
+        w = W_fn(c[idx] + t * (p[idx] - c[idx]), k[idx])
+        inside = (w <= rho).unsqueeze(1)            # the invariant is decided on W itself
+        ft = torch.where(inside, (root_v(w) - target).clamp_max(0.0),
+                         (root_v(w) - target).clamp_min(1e-12))
+        # Illinois: an end kept twice in a row has its value halved, so the next secant moves it
+        fh = torch.where(inside & (ls > 0), fh / 2, fh)
+        fl = torch.where(~inside & (ls < 0), fl / 2, fl)
+        lo[idx], f_lo[idx] = torch.where(inside, t, l), torch.where(inside, ft, fl)
+        hi[idx], f_hi[idx] = torch.where(inside, h, t), torch.where(inside, fh, ft)
+        last[idx] = torch.where(inside, torch.ones_like(ls), -torch.ones_like(ls))
+        done = ((hi[idx] - lo[idx]) <= tol) | (f_lo[idx] >= -1e-6 * target)
+        active[idx] = ~done.squeeze(1)
     out[outside] = c + lo * (p - c)
+    # W of one point can differ in the last bit between batches of different shapes: re-check
+    # the returned points as one batch and pull the few at W > ρ inward.
+    for _ in range(8):
+        bad = W_fn(out[outside], k) > rho
+        if not bool(bad.any()):
+            break
+        lo = torch.where(bad.unsqueeze(1), lo * (1 - 1e-5), lo)
+        out[outside] = c + lo * (p - c)
     return out
 
 
 def counterexamples(l_con_fn: WFn, W_fn: WFn, C: torch.Tensor, states: torch.Tensor,
                     cls: torch.Tensor, steps: int = 5, step_size: float = 1.2, rho: float = 0.9,
-                    projection_iters: int = 20) -> torch.Tensor:
+                    projection_iters: int = 20, projection: str = "bisection") -> torch.Tensor:
     """States of ``D_{W_y} = {W_y ≤ ρ}`` where the Zubov residual is large (SPEC §2).
 
     From each state (first projected into the region), ``steps`` iterations of projected
@@ -155,7 +210,7 @@ def counterexamples(l_con_fn: WFn, W_fn: WFn, C: torch.Tensor, states: torch.Ten
     smaller ``l_con`` than its projected start).  ``l_con_fn(h, cls) -> (N,)``.  Returns detached
     ``(N, d)`` points inside the region.  Gradients are taken w.r.t. the states only.
     """
-    h = radial_projection(W_fn, C, states.detach(), cls, rho, projection_iters)
+    h = radial_projection(W_fn, C, states.detach(), cls, rho, projection_iters, projection)
     best = h.clone()
     best_val = torch.full((h.shape[0],), -float("inf"), device=h.device, dtype=h.dtype)
     for step in range(steps + 1):
@@ -170,5 +225,34 @@ def counterexamples(l_con_fn: WFn, W_fn: WFn, C: torch.Tensor, states: torch.Ten
         if grad is None:
             break
         g = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        h = radial_projection(W_fn, C, h + step_size * g, cls, rho, projection_iters)
+        h = radial_projection(W_fn, C, h + step_size * g, cls, rho, projection_iters, projection)
     return best.detach()
+
+
+@torch.no_grad()
+def region_points(W_fn: WFn, C: torch.Tensor, cls: torch.Tensor, rho: float = 0.9,
+                  generator: torch.Generator | None = None, tol: float = 1e-2,
+                  max_iters: int = 30, radius_power: float | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Points inside ``D_{W_y} = {W_y < ρ}``, one per entry of ``cls``, spread over the region::
+
+        h = c_y + u^{1/p} s*(q) q,    q uniform on the unit sphere,  u ~ U(0, 1)
+
+    ``s*(q)``: the boundary radius along ``q`` by Algorithm 1 (:func:`boundary_points`, to
+    ``|W − ρ| ≤ tol``); ``p = radius_power`` (default ``d``: the radial law of a uniform point
+    of a ball, so most points lie near the boundary in high dimension).  Points a boundary
+    tolerance leaves at ``W ≥ ρ`` are projected radially inside.  ``cls``: ``(N,)`` long.
+    Returns ``(points (N, d), radius_fraction u^{1/p} (N,), boundary_converged (N,))``.
+    """
+    d = C.shape[1]
+    dev, dt = C.device, C.dtype
+    q = torch.randn(cls.numel(), d, generator=generator, device=generator.device
+                    if generator is not None else None, dtype=dt).to(dev)
+    q = torch.nn.functional.normalize(q, dim=1)
+    res = boundary_points(W_fn, C, q, cls, rho, tol, max_iters, init_step=1.0, rule="bisection")
+    u = torch.rand(cls.numel(), generator=generator, device=generator.device
+                   if generator is not None else None, dtype=dt).to(dev)
+    frac = u.pow(1.0 / float(radius_power if radius_power is not None else d))
+    pts = C[cls] + (frac * res.lengths).unsqueeze(1) * q
+    pts = radial_projection(W_fn, C, pts, cls, rho * (1.0 - 1e-6), iters=40)
+    return pts, frac, res.converged

@@ -10,7 +10,15 @@ Suites (SPEC §5):
 ``strong``       Table III at 16/255: VNI-FGSM transferred from each surrogate (skipped, and
                  said so, without one), Square (5,000 queries), reference AutoAttack standard.
 ``rigorous``     the project's rigorous protocol (:mod:`zubovnet.evaluation.rigorous`).
-``all``          all of the above.
+``alignment``    PRoA–RoA alignment (:mod:`zubovnet.analysis.alignment`): ``AR(ρ, H, τ)`` at
+                 ``T, 3T, 10T``, the nearest variant, per-shell rates, ``‖f(c_i)‖``, the share
+                 of ``V̇_y < 0``, trajectory containment (Prop. 5), mean ``dW/dt`` (Table V);
+                 models with equilibria and a Lyapunov function only.
+``certify``      the certified radius of Proposition 6 (:mod:`zubovnet.analysis.certify`):
+                 certified accuracy at 1/255, 2/255, 8/255 and the median radius, with sound
+                 Lipschitz bounds, conditional on forward invariance (the alignment rate is
+                 reported beside it); Zubov-Net only.
+``all``          all of the above (``alignment``/``certify`` where the model supports them).
 
 Input contract: ``model(x) -> logits (B, L)`` for ``x`` ``(B, C, H, W)`` in [0, 1] — any
 classifier; ``dataset[i] -> (image (C, H, W) in [0, 1], label)``.  The evaluator puts the model
@@ -35,12 +43,13 @@ from .attacks import (PAPER_EPS, PAPER_STEP_FRACTION, PAPER_STEPS, WHITE_BOX_ATT
                       assert_eval_mode, eps_label, forward_determinism, make_attack, predict,
                       run_attack)
 from .records import add_result, new_record, result_entry, to_jsonable, verdict
+from ..analysis.alignment import AlignmentSettings
 from .rigorous import SOLVER_ERRORS, RigorousSettings, run_rigorous
 
 __all__ = ["SUITES", "EvalSettings", "evaluate", "load_subset", "solver_settings",
            "expand_suites"]
 
-SUITES = ("clean", "corruptions", "attacks", "strong", "rigorous")
+SUITES = ("clean", "corruptions", "attacks", "strong", "rigorous", "alignment", "certify")
 
 
 @dataclass
@@ -61,6 +70,10 @@ class EvalSettings:
     determinism_n: int = 64                  # images of the determinism check
     determinism_rtol: float = 1e-5           # FLAG: two forwards differ by more (x max|logit|)
     rigorous: RigorousSettings = field(default_factory=RigorousSettings)
+    alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
+    aligned_threshold: float = 0.9           # verdict aligned_stability: FLAG if AR@10T is below
+    certify_eps: tuple = (1 / 255, 2 / 255, 8 / 255)  # radii of the certified accuracy (L∞)
+    certify_lipschitz_points: int = 16       # images of the empirical (lower) estimate of L_phi
 
 
 def expand_suites(suite: str | Iterable[str]) -> list[str]:
@@ -377,6 +390,184 @@ def evaluate(model: nn.Module, dataset, suite: str | Iterable[str] = "clean", n:
             add_verdict(v, "rigorous")
         finish("rigorous", t0)
 
+    # ---- alignment of the prescribed regions with the flow's basins
+    if "alignment" in suites:
+        t0 = time.perf_counter()
+        requested = [suite] if isinstance(suite, str) else list(suite)
+        _alignment_suite(record, model, X, Y, s, config, dev, explicit="all" not in requested,
+                         solver=solver, stage=bar.stage)
+        finish("alignment", t0)
+
+    # ---- certified radius (Prop. 6)
+    if "certify" in suites:
+        t0 = time.perf_counter()
+        requested = [suite] if isinstance(suite, str) else list(suite)
+        _certify_suite(record, model, X, Y, clean_correct, s, config, dev,
+                       explicit="all" not in requested, solver=solver, stage=bar.stage)
+        finish("certify", t0)
+
     bar.close()
     record["wall_time_s"]["total"] = time.perf_counter() - t_all
     return record
+
+
+def _config_rho(s: EvalSettings, config: Any) -> tuple[float, str]:
+    if s.alignment.rho is not None:
+        return float(s.alignment.rho), "settings"
+    loss = getattr(config, "loss", None)
+    return ((float(loss.rho), "config loss.rho") if loss is not None else (0.9, "default 0.9"))
+
+
+def _alignment_suite(record: dict, model: nn.Module, X: torch.Tensor, Y: torch.Tensor,
+                     s: EvalSettings, config: Any, dev: torch.device, explicit: bool,
+                     solver, stage) -> None:
+    """The ``alignment`` suite: one entry per horizon, the full report under
+    ``record["alignment"]`` and the ``aligned_stability`` verdict."""
+    from ..analysis.alignment import AlignmentError, alignment_report
+    from .records import add_result, result_entry, to_jsonable, verdict
+    try:
+        from ..analysis.alignment import check_alignment_model
+        check_alignment_model(model)
+    except AlignmentError as e:
+        if explicit:
+            raise
+        record["suites"].setdefault("alignment", {"keys": [], "wall_time_s": None})
+        record["verdicts"].append(to_jsonable({**verdict("aligned_stability", "n/a", str(e)),
+                                               "suite": "alignment"}))
+        return
+    a = s.alignment
+    rho, rho_source = _config_rho(s, config)
+    rep = alignment_report(model, a, x=X.to(dev), y=Y.to(dev), rho=rho, progress=stage)
+    rep["rho_source"] = rho_source
+    record["alignment"] = to_jsonable(rep)
+    for key, h in rep["horizons"].items():
+        add_result(record, result_entry(
+            f"alignment/ar@{key}", "alignment", "alignment", h["aligned_count"], rep["n"],
+            solver=solver, seed=a.seed, metric="alignment rate AR(rho, H, tau)",
+            rho=rep["rho"], tau=rep["tau"], horizon=h["horizon"], nearest=h["nearest"],
+            inside=h["inside"], per_shell=h["per_shell"], n_per_class=a.n_per_class,
+            classes=rep["classes"], error_norm=rep["solver"]["error_norm"]))
+    c = rep.get("containment")
+    if c and c["terminal_in_proa"]:
+        add_result(record, result_entry(
+            "alignment/containment", "alignment", "alignment", c["contained"],
+            c["terminal_in_proa"], solver=solver, seed=a.seed,
+            metric="Prop. 5: trajectories h(t_0..t_Gamma) inside {W_y < rho} among correct "
+                   "test points with W_y(h(T)) < rho", mean_dW_dt=c["mean_dW_dt"],
+            terminal_in_proa_rate=c["terminal_in_proa_rate"], rho=rep["rho"]))
+    hkeys = list(rep["horizons"])
+    last = rep["horizons"][hkeys[-1]]
+    ok = last["aligned"] >= s.aligned_threshold
+    eq = rep["equilibria"]
+    reason = (f"AR@{hkeys[-1]} = {last['aligned']:.3f} (nearest {last['nearest']:.3f}, "
+              f"max ||f(c_i)|| {eq['max_f_norm']:.3g}, max Re eig J_f(c_i) "
+              f"{eq['max_re_eig_max']:+.3g})")
+    reason += (" >= " if ok else " < ") + f"{s.aligned_threshold:g}: " + (
+        "the PRoAs flow to their equilibria" if ok else
+        "points of the PRoAs do not reach their own equilibrium; Prop. 5 and the certified "
+        "radius of Prop. 6 assume they do")
+    record["verdicts"].append(to_jsonable({**verdict(
+        "aligned_stability", "pass" if ok else "FLAG", reason, ar=last["aligned"],
+        threshold=s.aligned_threshold, nearest=last["nearest"], max_f_norm=eq["max_f_norm"]),
+        "suite": "alignment"}))
+
+
+def _certify_suite(record: dict, model: nn.Module, X: torch.Tensor, Y: torch.Tensor,
+                   clean_correct: torch.Tensor, s: EvalSettings, config: Any, dev: torch.device,
+                   explicit: bool, solver, stage) -> None:
+    """The ``certify`` suite: certified accuracy at ``s.certify_eps`` (Prop. 6), the bounds, the
+    soundness check of ``L_φ`` against an empirical lower estimate, the alignment rate beside
+    it and, when the rigorous suite ran, certified ≤ empirical robust accuracy."""
+    from ..analysis.certify import (UnsupportedLayerError, certified_radius,
+                                    empirical_lipschitz, extractor_lipschitz, lyapunov_lipschitz)
+    from .attacks import eps_label
+    from .records import add_result, result_entry, to_jsonable, verdict
+
+    def na(reason: str) -> None:
+        record["suites"].setdefault("certify", {"keys": [], "wall_time_s": None})
+        record["verdicts"].append(to_jsonable({**verdict("certified_radius", "n/a", reason),
+                                               "suite": "certify"}))
+
+    head = getattr(model, "head", None)
+    if head is None or not hasattr(head, "convex") or not hasattr(model, "features"):
+        msg = (f"the certify suite needs a Zubov-Net (a Lyapunov head); "
+               f"{type(model).__name__} has none")
+        if explicit:
+            raise TypeError(msg)
+        return na(msg)
+    try:
+        L_phi = extractor_lipschitz(model.extractor, tuple(X.shape[1:]))
+        L_g = lyapunov_lipschitz(head).to(dev)
+    except UnsupportedLayerError as e:
+        if explicit:
+            raise
+        return na(str(e))
+    rho, rho_source = _config_rho(s, config)
+    stage("certify")
+    with torch.no_grad():
+        h0 = torch.cat([model.features(X[i:i + 512].to(dev)) for i in range(0, len(X), 512)])
+        Yd = Y.to(dev)
+        W0 = model.lyapunov(h0, Yd)
+        dist0 = (h0 - model.equilibria[Yd]).norm(dim=1)
+    radius = certified_radius(W0, dist0, L_g[Yd], float(head.delta), L_phi, rho).cpu()
+    correct = clean_correct.cpu()
+    n = len(X)
+    in_proa = (W0.cpu() < rho)
+    g = torch.Generator().manual_seed(record.get("seed", 0) or 0)
+    pick = torch.randperm(n, generator=g)[:s.certify_lipschitz_points]
+    L_emp = empirical_lipschitz(model.extractor, X[pick].to(dev), generator=g)
+    cond = ("conditional on forward invariance of {W_y < rho} and disjoint regions "
+            "(Props. 3-5); the alignment rate measures the first")
+    ar = None
+    if "alignment" in record:
+        ar = record["alignment"]["horizons"]
+    else:
+        from ..analysis.alignment import AlignmentError, alignment_report
+        try:
+            ar = alignment_report(model, s.alignment, rho=rho)["horizons"]
+        except AlignmentError:
+            ar = None
+    ar_last = None if ar is None else ar[list(ar)[-1]]["aligned"]
+    summary = {"L_phi": L_phi, "L_phi_empirical_lower": L_emp, "L_g_max": float(L_g.max()),
+               "L_g_mean": float(L_g.mean()), "delta": float(head.delta), "rho": rho,
+               "rho_source": rho_source, "norm": "Linf (image) -> L2 (state)",
+               "h0_in_proa": float(in_proa.float().mean()),
+               "median_radius": float(radius.median()),
+               "median_radius_correct": float(radius[correct].median()) if correct.any() else None,
+               "alignment_rate_10T": ar_last, "condition": cond}
+    record["certify"] = to_jsonable(summary)
+    for eps in s.certify_eps:
+        cert = correct & (radius >= eps)
+        add_result(record, result_entry(
+            f"certify@{eps_label(eps)}", "certify", "certified (Prop. 6)", int(cert.sum()), n,
+            solver=solver, eps=eps, eps_label=eps_label(eps), norm="Linf",
+            median_radius=summary["median_radius"], L_phi=L_phi, L_g_max=summary["L_g_max"],
+            alignment_rate_10T=ar_last, condition=cond))
+    sound = L_phi >= L_emp * (1 - 1e-4)
+    record["verdicts"].append(to_jsonable({**verdict(
+        "lipschitz_bound", "pass" if sound else "FLAG",
+        (f"the bound L_phi = {L_phi:.4g} is above the empirical estimate {L_emp:.4g}" if sound
+         else f"the 'bound' L_phi = {L_phi:.4g} is below an empirical estimate {L_emp:.4g}: "
+              "the certified radii are not sound"), L_phi=L_phi, empirical=L_emp),
+        "suite": "certify"}))
+    aligned = ar_last is not None and ar_last >= s.aligned_threshold
+    record["verdicts"].append(to_jsonable({**verdict(
+        "certificate_condition", "pass" if aligned else "FLAG",
+        (f"AR@10T = {ar_last:.3f}: " if ar_last is not None else "no alignment measured: ") +
+        ("the regions flow to their equilibria, the condition of the certificate holds for "
+         "this share of the regions" if aligned else
+         "the regions are not shown to be forward invariant; the certified radii certify "
+         "region membership of h(0) only, not the prediction"), ar=ar_last),
+        "suite": "certify"}))
+    worst = record["results"].get("rigorous/worst_case")
+    if worst is not None and worst.get("accuracy") is not None:
+        eps_r = worst.get("eps")
+        cert = correct & (radius >= (eps_r or 0.0))
+        c_acc = float(cert.float().mean())
+        ok = c_acc <= worst["accuracy"] + 1e-12
+        record["verdicts"].append(to_jsonable({**verdict(
+            "certified_vs_empirical", "pass" if ok else "FLAG",
+            f"certified {100 * c_acc:.2f}% <= empirical worst case {100 * worst['accuracy']:.2f}%"
+            if ok else f"certified {100 * c_acc:.2f}% exceeds the empirical worst case "
+            f"{100 * worst['accuracy']:.2f}% at the same eps: a bound or the attack is wrong",
+            certified=c_acc, empirical=worst["accuracy"], eps=eps_r), "suite": "certify"}))
