@@ -92,8 +92,9 @@ def test_table3_adversarial_configs():
         assert cfg.adversarial.step_size == pytest.approx(2 / 255) and cfg.adversarial.steps == 10
 
 
-def _diff(path: str) -> dict:
-    """Settings of a config that differ from cifar10/zubovnet.yaml (name and out_dir aside)."""
+def _diff(path: str, ref: str = "cifar10/paper_literal.yaml") -> dict:
+    """Settings of a config that differ from ``ref`` (name and out_dir aside); the paper's own
+    ablations, sweeps and solver rows vary the paper-literal Zubov-Net."""
     from zubovnet.config import config_to_dict
 
     def flat(d, pre=""):
@@ -104,9 +105,34 @@ def _diff(path: str) -> dict:
             else:
                 out[pre + k] = v
         return out
-    a = flat(config_to_dict(load_config(CONFIGS / "cifar10" / "zubovnet.yaml")))
+    a = flat(config_to_dict(load_config(CONFIGS / ref)))
     b = flat(config_to_dict(load_config(CONFIGS / path)))
     return {k: b[k] for k in b if a[k] != b[k] and k not in ("name", "train.out_dir")}
+
+
+ALIGNED = {"model.equilibria.assignment": "data", "loss.lambda_eq": 10.0, "loss.lambda_stab": 1.0,
+           "loss.region_samples": 256, "loss.region_radius_power": 1.0,
+           "loss.consistency_weight": "uniform"}
+
+
+@pytest.mark.parametrize("ds", ["cifar10", "cifar100", "svhn", "tiny_imagenet", "fashion_mnist",
+                                "digits", "synthetic2d"])
+def test_default_zubovnet_is_the_paper_literal_one_plus_the_alignment_options(ds):
+    assert _diff(f"{ds}/zubovnet.yaml", f"{ds}/paper_literal.yaml") == ALIGNED
+
+
+def test_alignment_ablation_configs_change_exactly_their_switch():
+    for ds in ("digits", "fashion_mnist"):
+        ref = f"{ds}/alignment/paper_literal.yaml"
+        assert _diff(f"{ds}/alignment/aligned.yaml", ref) == ALIGNED
+        assert _diff(f"{ds}/alignment/eq.yaml", ref) == {"loss.lambda_eq": 10.0}
+        assert _diff(f"{ds}/alignment/sum.yaml", ref) == {"loss.consistency_reduction": "sum"}
+        assert _diff(f"{ds}/alignment/data.yaml", ref) == {"model.equilibria.assignment": "data"}
+        assert _diff(f"{ds}/alignment/stab.yaml", ref) == {"loss.lambda_stab": 1.0}
+        assert _diff(f"{ds}/alignment/uniform.yaml", ref) == {"loss.consistency_weight": "uniform"}
+        assert _diff(f"{ds}/alignment/region.yaml", ref) == {"loss.region_samples": 256,
+                                                             "loss.region_radius_power": 1.0}
+        assert _diff(f"{ds}/alignment/aligned_beta0.1.yaml", ref) == {**ALIGNED, "loss.beta": 0.1}
 
 
 def test_table5_ablations_change_exactly_their_switch():
@@ -144,7 +170,8 @@ def test_fig4_sweep_has_eight_distinct_weightings_around_the_paper():
 
 def test_profile_and_fashion_budgets():
     for stem in ("resnet18", "neural_ode", "lyanet", "projnode", "zubovnet"):
-        d = _diff(f"cifar10/profile/{stem}.yaml") if stem == "zubovnet" else None
+        d = (_diff(f"cifar10/profile/{stem}.yaml", "cifar10/zubovnet.yaml") if stem == "zubovnet"
+             else None)
         cfg = load_config(CONFIGS / "cifar10" / "profile" / f"{stem}.yaml")
         assert cfg.train.epochs == 5 and cfg.model.name == stem
     assert d == {"train.epochs": 5, "train.eval_every": 5}

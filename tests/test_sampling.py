@@ -133,3 +133,45 @@ def test_counterexamples_inside_region_and_do_not_decrease_l_con():
     before, after = l_con(starts, cls), l_con(ce, cls)
     assert (after >= before - 1e-12).all()
     assert after.mean() > 1.5 * before.mean()              # the ascent finds worse points
+
+
+def test_secant_projection_matches_the_bisection_reference_with_fewer_evaluations():
+    C, Q, W = _setup()
+    cls = torch.randint(0, 4, (500,))
+    p = C[cls] + 3 * torch.randn(500, C.shape[1], dtype=torch.float64)
+    calls = {"bisection": 0, "secant": 0}
+
+    def counted(method):
+        def fn(x, k):
+            calls[method] += x.shape[0]
+            return W(x, k)
+        return fn
+    ref = radial_projection(counted("bisection"), C, p, cls, 0.9, 20, "bisection")
+    fast = radial_projection(counted("secant"), C, p, cls, 0.9, 20, "secant")
+    assert (W(fast, cls) <= 0.9).all()
+    outside = W(p, cls) > 0.9
+    # the same point to the precision of 20 bisections (2^-20 of the segment)
+    seg = (p - C[cls]).norm(dim=1)
+    assert ((fast - ref).norm(dim=1) <= 2.0 ** -19 * seg + 1e-12).all()
+    assert torch.equal(fast[~outside], p[~outside])
+    assert calls["secant"] < 0.4 * calls["bisection"]           # point-evaluations of W
+
+
+def test_secant_projection_survives_a_saturated_W():
+    """Far outside, W rounds to 1 (V = ∞ in float): the bracket keeps the answer valid."""
+    C, Q, W = _setup()
+    cls = torch.randint(0, 4, (50,))
+    p = C[cls] + 1e3 * torch.randn(50, C.shape[1], dtype=torch.float64)
+    out = radial_projection(W, C, p, cls, 0.9, 60, "secant")
+    assert (W(out, cls) <= 0.9).all() and (W(out, cls) > 0.9 - 1e-4).all()
+
+
+def test_region_points_fill_the_region_radially():
+    from zubovnet.sampling import region_points
+    C, Q, W = _setup()
+    cls = torch.arange(4).repeat_interleave(300)
+    g = torch.Generator().manual_seed(0)
+    pts, frac, conv = region_points(W, C, cls, 0.9, g, 1e-4, 60, radius_power=1.0)
+    assert bool(conv.all()) and (W(pts, cls) < 0.9).all()
+    u = frac.sort().values                                      # uniform radius fraction (p = 1)
+    assert float((u - torch.linspace(0, 1, len(u), dtype=u.dtype)).abs().max()) < 0.06

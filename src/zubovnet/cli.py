@@ -25,6 +25,9 @@ def _cmd_train(args) -> int:
     if args.device:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(args.config, overrides)
+    if getattr(args, "print_out_dir", False):
+        print(cfg.train.out_dir)
+        return 0
     result = train(cfg, resume=args.resume)
     last = result.history[-1] if result.history else {}
     print(f"done: {result.run_dir} (epoch {last.get('epoch', '-')}, "
@@ -70,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     t.add_argument("--out", default=None, help="run folder (train.out_dir)")
     t.add_argument("--device", default=None)
+    t.add_argument("--print-out-dir", action="store_true",
+                   help="print the run folder the config resolves to and exit (scripts)")
     t.set_defaults(fn=_cmd_train)
 
     # commands whose arguments and runner live beside the code they drive

@@ -70,6 +70,8 @@ class EquilibriaConfig:
     lr: float = 0.02
     seed: int = 0
     learnable: bool = False              # fixed buffer by default
+    assignment: str = "maxcos"           # maxcos: row i for class i | data: rows matched to the class means of h(0) at the start of training
+    assignment_batches: int = 4          # training batches whose h(0) give the class means (assignment: data)
 
 
 @dataclass
@@ -122,8 +124,18 @@ class LossConfig:
     consistency: str = "equality"        # equality|inequality (Table V "Ineq")
     counterexample_steps: int = 5        # N_2
     counterexample_step_size: float = 1.2  # eta_2 (on the L2-normalised gradient)
-    projection_iters: int = 20           # radial bisection steps of the projection
+    projection_iters: int = 20           # iteration cap of the radial projection (bisection: exactly this many)
+    projection: str = "secant"           # secant (safeguarded, ~4 evaluations) | bisection (the reference); both return W <= rho
     consistency_samples: Optional[int] = None  # subsample S_2 trajectory states (None: all)
+    consistency_weight: str = "zubov"    # zubov: l_con = e^{-2V}(V_dot + Phi)^2 (paper eq. 9, W form) | uniform: (V_dot + Phi)^2 (the same equation in V form)
+    consistency_reduction: str = "mean"  # mean: over all S_2 states | sum: per-sample sum over its S_2 states (Algorithm 2), batch mean
+    region_samples: int = 0              # extra S_2 states drawn over the PRoAs {W_y < rho} of the batch classes (0: off)
+    region_radius_power: Optional[float] = None  # radius fraction u^(1/p) of those states (None: p = d, uniform-ball law)
+    lambda_eq: float = 0.0               # equilibrium invariance: lambda_eq * mean_i ||f(c_i)||^2 (0: off, paper-literal)
+    lambda_stab: float = 0.0             # local stability: lambda_stab * mean_i relu(lambda_max(sym J_f(c_i)) + stability_margin)
+    stability_margin: float = 0.1        # contraction rate asked of the flow at each c_i
+    lambda_traj: float = 0.0             # trajectory targets: lambda_traj * mean (W_y(h) - W*_y(h))^2 on the region states, W* = 1 - exp(-int_0^H Phi_y dt) (0: off)
+    trajectory_horizon: float = 3.0      # H of those targets, in multiples of T
     boundary: BoundaryConfig = field(default_factory=BoundaryConfig)
 
 
@@ -315,7 +327,8 @@ def _merge(base: dict, top: dict) -> dict:
 
 
 def load_yaml(path: str | Path) -> dict:
-    """Read a YAML config; ``base: other.yaml`` (relative to the file) is merged underneath."""
+    """Read a YAML config; ``base: other.yaml`` (relative to the file) is merged underneath, and
+    ``base: [a.yaml, b.yaml]`` merges ``a``, then ``b`` over it, then the file over both."""
     path = Path(path)
     with open(path) as fh:
         data = yaml.safe_load(fh) or {}
@@ -323,7 +336,13 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = data.pop("base", None)
     if base is not None:
-        data = _merge(load_yaml(path.parent / base), data)
+        bases = base if isinstance(base, list) else [base]
+        merged: dict = {}
+        for b in bases:
+            if not isinstance(b, str):
+                raise ConfigError(f"{path}: base must be a file name or a list of them, got {b!r}")
+            merged = _merge(merged, load_yaml(path.parent / b))
+        data = _merge(merged, data)
     return data
 
 

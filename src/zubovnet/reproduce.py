@@ -184,7 +184,8 @@ def _register_paper() -> None:
         "classifier (ε = 8/255), with the mean dW_y/dt along test trajectories",
         _runs("cifar10", (("ablation/cla_fc", "L_cla + L_FC"), ("ablation/no_con", "w/o L_con"),
                           ("ablation/no_sep", "w/o L_sep"),
-                          ("ablation/no_sep_ineq", "w/o L_sep (Ineq)"), ("zubovnet", "Ours"),
+                          ("ablation/no_sep_ineq", "w/o L_sep (Ineq)"),
+                          ("paper_literal", "Ours (paper-literal)"),
                           ("ablation/icnn", "ICNN"), ("ablation/picnn", "PICNN"))),
         suites=("corruptions", "attacks"), layouts=("table5",), extras=("dwdt",),
         cost="6 trainings of Zubov-Net variants (~2 GPU-h each) + the Table I Zubov-Net"))
@@ -195,7 +196,7 @@ def _register_paper() -> None:
                           ("solver/dopri5_tol1e-1", "Dopri5 (rho=0.1)"),
                           ("solver/rk4_step0.1", "RK4 (stepsize=0.1)"),
                           ("solver/euler_step0.1", "Euler (stepsize=0.1)"),
-                          ("zubovnet", "Ours (T=1, Γ=10)"), ("solver/T2_gamma15", "T=2, Γ=15"),
+                          ("paper_literal", "Ours (T=1, Γ=10)"), ("solver/T2_gamma15", "T=2, Γ=15"),
                           ("solver/T5_gamma30", "T=5, Γ=30"), ("solver/T7_gamma40", "T=7, Γ=40"),
                           ("solver/T10_gamma60", "T=10, Γ=60"))),
         suites=("corruptions", "attacks"), layouts=("table6",),
@@ -218,7 +219,7 @@ def _register_paper() -> None:
         cost="the Table I LyaNet and Zubov-Net trainings; ~6 t-SNE embeddings of 4,000 points"))
     lw = (("loss_weights/fc0", "(0, 0.12, 0.9)"), ("loss_weights/fc0.5", "(0.5, 0.12, 0.9)"),
           ("loss_weights/fc3.0", "(3, 0.12, 0.9)"), ("loss_weights/con0.04", "(1.5, 0.04, 0.9)"),
-          ("zubovnet", "(1.5, 0.12, 0.9)"), ("loss_weights/con0.36", "(1.5, 0.36, 0.9)"),
+          ("paper_literal", "(1.5, 0.12, 0.9)"), ("loss_weights/con0.36", "(1.5, 0.36, 0.9)"),
           ("loss_weights/sep0.3", "(1.5, 0.12, 0.3)"), ("loss_weights/sep2.7", "(1.5, 0.12, 2.7)"))
     lw_runs = _runs("cifar10", lw)
     register_experiment(Experiment(

@@ -213,8 +213,9 @@ def build_image_splits(name: str, cfg: DataConfig, train_base: Dataset, test_bas
 # --- MNIST family -------------------------------------------------------------------------
 
 def _gunzip(src: Path, dst: Path) -> None:
-    """Decompress ``src`` (gzip) into ``dst`` atomically (temporary file, then rename)."""
-    tmp = dst.with_name(dst.name + ".part")
+    """Decompress ``src`` (gzip) into ``dst`` atomically (a temporary file of this process, then
+    rename), so that two processes unpacking at once never see a half-written file."""
+    tmp = dst.with_name(f"{dst.name}.part{os.getpid()}")
     with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
         shutil.copyfileobj(fin, fout, length=1 << 20)
     os.replace(tmp, dst)

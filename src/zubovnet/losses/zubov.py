@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 __all__ = ["directional_derivative", "zubov_phi", "zubov_residual", "consistency_loss",
-           "separation_loss"]
+           "separation_loss", "zubov_target", "trajectory_target_loss"]
 
 
 def directional_derivative(fn: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor,
@@ -39,15 +39,22 @@ def zubov_residual(V: torch.Tensor, V_dot: torch.Tensor, phi: torch.Tensor) -> t
 
 
 def consistency_loss(V: torch.Tensor, V_dot: torch.Tensor, phi: torch.Tensor,
-                     inequality: bool = False) -> torch.Tensor:
+                     inequality: bool = False, weight: str = "zubov") -> torch.Tensor:
     """Pointwise Zubov consistency ``l_con = e^{−2V}(∇V·f + Φ)²``, shape of ``V``.
 
     ``inequality=True`` is the relaxed variant ``e^{−2V} relu(∇V·f + Φ)²`` of
-    ``∇W·f ≤ −Φ(1 − W)`` (paper Table V, "Ineq").
+    ``∇W·f ≤ −Φ(1 − W)`` (paper Table V, "Ineq").  ``weight="uniform"`` drops the factor
+    ``e^{−2V} = (1 − W)²``: ``(∇V·f + Φ)²`` is the residual of the same equation written for
+    ``V`` (``V̇ = −Φ``), with the same zero set, but it does not fade to ``(1 − ρ)² = 0.01`` at
+    the boundary of the region (``docs/alignment.md``).
     """
     r = V_dot + phi
     if inequality:
         r = torch.relu(r)
+    if weight == "uniform":
+        return r * r
+    if weight != "zubov":
+        raise ValueError(f"consistency weight must be 'zubov' or 'uniform', got {weight!r}")
     return torch.exp(-2.0 * V) * r * r
 
 
@@ -62,3 +69,32 @@ def separation_loss(W_beta: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
         return W_beta.sum() * 0.0
     foreign = torch.ones_like(W_beta).scatter_(1, cls.unsqueeze(1), 0.0)
     return -(W_beta * foreign).sum(1).mean()
+
+
+@torch.no_grad()
+def zubov_target(field: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor, c: torch.Tensor,
+                 horizon: float, method: str = "dopri5", rtol: float = 0.1, atol: float = 0.1
+                 ) -> torch.Tensor:
+    """Zubov's solution along the flow: ``W*(h) = 1 − exp(−∫_0^H Φ(h(t)) dt)``, ``Φ = ‖h − c‖²``.
+
+    With ``W = 1 − e^{−V}``, Zubov's equation ``∇W·f = −Φ(1 − W)`` reads ``V̇ = −Φ`` along
+    trajectories, so its solution is ``V*(h) = ∫_0^∞ Φ(h(t)) dt`` — finite exactly on the basin
+    of ``c`` — truncated here at ``H``.  ``h, c``: ``(N, d)``; integrated as the augmented state
+    ``(h, v)`` with ``v̇ = Φ(h)`` (no gradient).  Returns ``W* (N,)``.
+    """
+    from torchdiffeq import odeint
+
+    def aug(_t, z):
+        x = z[:, :-1]
+        return torch.cat([field(x), (x - c).pow(2).sum(-1, keepdim=True)], dim=1)
+
+    z0 = torch.cat([h, torch.zeros_like(h[:, :1])], dim=1)
+    t = torch.tensor([0.0, float(horizon)], dtype=h.dtype, device=h.device)
+    zH = odeint(aug, z0, t, rtol=rtol, atol=atol, method=method)[-1]
+    return -torch.expm1(-zH[:, -1].clamp_min(0.0))
+
+
+def trajectory_target_loss(W: torch.Tensor, W_target: torch.Tensor) -> torch.Tensor:
+    """``mean (W(h) − W*(h))²``: the Lyapunov function matches Zubov's solution along the
+    flow at sampled states (``W_target`` from :func:`zubov_target`, detached)."""
+    return (W - W_target.detach()).pow(2).mean()

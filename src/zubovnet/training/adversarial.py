@@ -182,6 +182,9 @@ class AdversarialTraining:
         if hasattr(self.base, "set_epoch"):
             self.base.set_epoch(epoch)
 
+    def prepare(self, model, batches) -> dict:
+        return self.base.prepare(model, batches) if hasattr(self.base, "prepare") else {}
+
     def ascend(self, model, x, loss_fn) -> torch.Tensor:
         """:func:`sign_ascent` of ``loss_fn`` in the crafting mode of this method."""
         c = self.cfg

@@ -3,7 +3,9 @@
 The trainer knows none of the losses: it asks :func:`build_objective` for the callable named by
 ``cfg.train.objective`` (``auto`` = the model's ``default_objective``) and minimises what it
 returns.  ``logs`` maps names to floats (averaged per epoch and written to the metrics log).
-An objective with a ``set_epoch(epoch)`` method (0-based) is told each epoch before it starts.
+An objective with a ``set_epoch(epoch)`` method (0-based) is told each epoch before it starts;
+one with a ``prepare(model, batches) -> dict`` method is called once before the first epoch of
+a fresh run (not on resume) with an iterable of training batches ``(x, y)``.
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from torch import nn
 
 from ..config import Config
 from ..losses import (auxiliary_loss, classification_loss, consistency_loss,
-                      directional_derivative, separation_loss, zubov_phi)
-from ..sampling import boundary_directions, boundary_points, counterexamples
+                      directional_derivative, separation_loss, trajectory_target_loss,
+                      zubov_phi, zubov_target)
+from ..sampling import boundary_directions, boundary_points, counterexamples, region_points
 
 __all__ = ["register_objective", "build_objective", "available_objectives", "ZubovObjective",
-           "CrossEntropyObjective", "zubov_consistency"]
+           "CrossEntropyObjective", "zubov_consistency", "equilibrium_field",
+           "equilibrium_jacobians"]
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
 _OBJECTIVES: dict[str, Callable[[Config], Objective]] = {}
@@ -82,31 +86,72 @@ class CrossEntropyObjective:
 
 
 def zubov_consistency(model: nn.Module, h: torch.Tensor, cls: torch.Tensor,
-                      inequality: bool = False) -> torch.Tensor:
+                      inequality: bool = False, weight: str = "zubov") -> torch.Tensor:
     """``l_con^y(h) = e^{−2V_y}(∇V_y·f + Φ_y)²`` per point; ``h``: ``(N, d)``, ``cls``: ``(N,)``.
 
     ``∇V_y·f`` is one JVP of ``h ↦ V(h, c_y)`` along ``f(h)``; ``Φ_y = ‖h − c_y‖²``.
     """
     f = model.dynamics.field(h)
     V, V_dot = directional_derivative(lambda z: model.energy(z, cls), h, f)
-    return consistency_loss(V, V_dot, zubov_phi(h, model.equilibria[cls]), inequality)
+    return consistency_loss(V, V_dot, zubov_phi(h, model.equilibria[cls]), inequality, weight)
+
+
+def equilibrium_field(model: nn.Module) -> torch.Tensor:
+    """``f(c_i)`` for every equilibrium: ``(L, d)``."""
+    return model.dynamics.field(model.equilibria.detach())
+
+
+def equilibrium_jacobians(model: nn.Module) -> torch.Tensor:
+    """``J_i = ∂f/∂h (c_i)``: ``(L, d, d)``, differentiable w.r.t. the field's parameters."""
+    field = model.dynamics.field
+    jac = torch.func.jacrev(lambda h: field(h.unsqueeze(0)).squeeze(0))
+    return torch.func.vmap(jac)(model.equilibria.detach())
 
 
 @register_objective("zubov")
 class ZubovObjective:
-    """Algorithm 2: ``L = L_cla + λ₁ L_FC + λ₂ mean_{S₂} l_con^y + λ₃ L_sep`` (SPEC §2).
+    """Algorithm 2: ``L = L_cla + λ₁ L_FC + λ₂ L_con + λ₃ L_sep (+ λ_eq L_eq + λ_stab L_stab)``.
 
     * ``L_cla``, ``L_FC``: cross-entropy on ``ℓ`` and on ``C h(T)``;
-    * ``S₂``: trajectory states ``h(t_1..t_Γ)`` (detached) and their counterexamples (projected
-      gradient ascent on ``l_con`` inside ``{W_y ≤ ρ}``);
+    * ``L_con``: ``l_con^y`` over ``S₂`` — the trajectory states ``h(t_1..t_Γ)`` (detached), their
+      counterexamples (projected gradient ascent on ``l_con`` inside ``{W_y ≤ ρ}``) and, with
+      ``loss.region_samples > 0``, states spread over the PRoAs of the batch's classes
+      (:func:`zubovnet.sampling.region_points`).  ``loss.consistency_reduction``: ``mean`` over
+      the states, or ``sum`` — Algorithm 2's per-sample sum over its ``2Γ`` states, averaged
+      over the batch (subsampled trajectory states are re-weighted so that the sum keeps its
+      scale);
     * ``L_sep``: boundary points of ``{W_i < ρ}`` (Algorithm 1) for up to ``max_classes``
-      classes of the batch.
-    A term whose weight is 0 is not computed (the ablations of Table V).
+      classes of the batch;
+    * ``L_eq = mean_i ‖f(c_i)‖²``: the equilibria are fixed points of the flow, which Zubov's
+      theorem (the paper's Lemma 1) assumes and which ``l_con`` cannot ask for (it vanishes
+      identically at ``c_i``, where ``∇V = 0`` and ``Φ = 0``);
+    * ``L_stab = mean_i relu(λ_max(½(J_i + J_iᵀ)) + m)``, ``J_i = ∂f/∂h(c_i)``: the flow
+      contracts at rate ``m`` near each ``c_i`` (a fixed point can repel; ``l_con`` is fourth
+      order in ``h − c_i`` there and does not see it).
+    A term whose weight is 0 is not computed (the ablations of Table V).  With
+    ``model.equilibria.assignment: data`` the rows of ``C`` are matched to the classes once, at
+    the start of training (:meth:`prepare`).  Formulas and measurements: ``docs/alignment.md``.
     """
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.loss = cfg.loss
+        if self.loss.consistency_reduction not in ("mean", "sum"):
+            raise ValueError(f"loss.consistency_reduction must be 'mean' or 'sum', got "
+                             f"{self.loss.consistency_reduction!r}")
+        if cfg.model.equilibria.assignment not in ("maxcos", "data"):
+            raise ValueError(f"model.equilibria.assignment must be 'maxcos' or 'data', got "
+                             f"{cfg.model.equilibria.assignment!r}")
+
+    def prepare(self, model: nn.Module, batches) -> dict:
+        """Before the first epoch of a fresh run: with ``assignment: data``, permute the rows of
+        ``C`` so that class ``k`` gets the max-cosine vector closest in angle to the mean of its
+        ``h(0)`` (a linear assignment over ``assignment_batches`` training batches)."""
+        e = self.cfg.model.equilibria
+        if e.assignment != "data":
+            return {}
+        from ..models.assignment import assign_equilibria
+        return assign_equilibria(model, batches, e.assignment_batches)
 
     def __call__(self, model, x, y):
         lc = self.loss
@@ -122,23 +167,77 @@ class ZubovObjective:
                     "acc": _accuracy(out.logits, y), "nfe": float(model.ode.last_nfe)}
         C = model.equilibria.detach()
         W_fn = lambda p, k: model.lyapunov(p, k)   # noqa: E731
+        rpts = rcls = None
+        if lc.region_samples > 0 and (lc.lambda_con > 0 or lc.lambda_traj > 0):
+            classes = torch.unique(y)
+            rcls = classes[torch.randint(classes.numel(), (lc.region_samples,), device=y.device)]
+            b = lc.boundary
+            rpts, _, _ = region_points(W_fn, C, rcls, lc.rho, None, b.tol, b.max_iters,
+                                       lc.region_radius_power)
 
         if lc.lambda_con > 0:
             traj = out.trajectory[1:].detach()                       # (Γ, B, d)
+            B = y.shape[0]
             states = traj.reshape(-1, traj.shape[-1])
             cls = y.repeat(traj.shape[0])
-            if lc.consistency_samples is not None and states.shape[0] > lc.consistency_samples:
-                pick = torch.randperm(states.shape[0], device=states.device)[:lc.consistency_samples]
+            n_full = states.shape[0]
+            if lc.consistency_samples is not None and n_full > lc.consistency_samples:
+                pick = torch.randperm(n_full, device=states.device)[:lc.consistency_samples]
                 states, cls = states[pick], cls[pick]
+            weight = torch.full((states.shape[0],), n_full / states.shape[0],
+                                device=states.device, dtype=states.dtype)
             ineq = lc.consistency == "inequality"
+            cw = lc.consistency_weight
             if lc.counterexample_steps > 0:
-                ce = counterexamples(lambda p, k: zubov_consistency(model, p, k, ineq), W_fn, C,
+                ce = counterexamples(lambda p, k: zubov_consistency(model, p, k, ineq, cw), W_fn, C,
                                      states, cls, lc.counterexample_steps,
-                                     lc.counterexample_step_size, lc.rho, lc.projection_iters)
+                                     lc.counterexample_step_size, lc.rho, lc.projection_iters,
+                                     lc.projection)
                 states, cls = torch.cat([states, ce]), torch.cat([cls, cls])
-            l_con = zubov_consistency(model, states, cls, ineq).mean()
+                weight = torch.cat([weight, weight])
+            if rpts is not None:
+                states, cls = torch.cat([states, rpts]), torch.cat([cls, rcls])
+                weight = torch.cat([weight, torch.ones(rcls.shape[0], device=weight.device,
+                                                       dtype=weight.dtype)])
+            l_con_pts = zubov_consistency(model, states, cls, ineq, cw)
+            if cw == "uniform":   # the V form is bounded on the PRoA only: drop states outside
+                with torch.no_grad():
+                    weight = weight * (W_fn(states, cls) < lc.rho).to(weight.dtype)
+            if lc.consistency_reduction == "sum":
+                l_con = (weight * l_con_pts).sum() / B
+            else:
+                l_con = (weight * l_con_pts).sum() / weight.sum().clamp_min(1e-12)
             total = total + lc.lambda_con * l_con
             logs["L_con"] = l_con.item()
+            logs["l_con_mean"] = l_con_pts.mean().item()
+
+        if lc.lambda_traj > 0:
+            if rpts is None:
+                raise ValueError("loss.lambda_traj > 0 needs loss.region_samples > 0 (the states "
+                                 "whose trajectories give the targets)")
+            ode = model.ode
+            W_star = zubov_target(model.dynamics.field, rpts, C[rcls],
+                                  lc.trajectory_horizon * ode.T, ode.solver, ode.rtol_train,
+                                  ode.atol_train)
+            L_traj = trajectory_target_loss(W_fn(rpts, rcls), W_star)
+            total = total + lc.lambda_traj * L_traj
+            logs["L_traj"] = L_traj.item()
+            logs["W_star_mean"] = W_star.mean().item()
+
+        if lc.lambda_eq > 0 or lc.lambda_stab > 0:
+            if lc.lambda_eq > 0:
+                f_c = equilibrium_field(model)
+                L_eq = f_c.pow(2).sum(1).mean()
+                total = total + lc.lambda_eq * L_eq
+                logs["L_eq"] = L_eq.item()
+                logs["f_c_max"] = f_c.detach().norm(dim=1).max().item()
+            if lc.lambda_stab > 0:
+                J = equilibrium_jacobians(model)
+                lam = torch.linalg.eigvalsh(0.5 * (J + J.transpose(1, 2)))[:, -1]
+                L_stab = torch.relu(lam + lc.stability_margin).mean()
+                total = total + lc.lambda_stab * L_stab
+                logs["L_stab"] = L_stab.item()
+                logs["sym_eig_max"] = lam.detach().max().item()
 
         if lc.lambda_sep > 0:
             b = lc.boundary

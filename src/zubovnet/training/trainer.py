@@ -152,6 +152,15 @@ def train(cfg: Config, resume: bool = False, splits=None, stop_after: int | None
             print(f"resumed {run_dir} at epoch {start_epoch}")
     elif resume and show:
         print(f"no checkpoint in {run_dir}; starting from scratch")
+    prepared = None
+    if start_epoch == 0 and hasattr(objective, "prepare"):   # data-dependent initialisation
+        g = torch.Generator().manual_seed(tc.seed * 100003 - 1)
+        prep_loader = DataLoader(splits.train, batch_size=cfg.data.batch_size,
+                                 sampler=RandomSampler(splits.train, generator=g),
+                                 num_workers=cfg.data.num_workers)
+        prepared = objective.prepare(model, prep_loader) or None
+        if prepared and show:
+            print(f"prepared: {prepared}")
     if distributed:
         for p in model.parameters():
             dist.broadcast(p.data, 0)
@@ -163,6 +172,10 @@ def train(cfg: Config, resume: bool = False, splits=None, stop_after: int | None
         import yaml
         with open(run_dir / "config.yaml", "w") as fh:
             yaml.safe_dump(config_to_dict(cfg), fh, sort_keys=False)
+        if prepared:
+            import json
+            with open(run_dir / "prepare.json", "w") as fh:
+                json.dump(prepared, fh, indent=2)
         if tc.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
