@@ -288,7 +288,7 @@ def test_table_layouts_from_records(tmp_path):
     doc = assemble_table(plan, "table5")
     headers = [c["header"] for c in doc["columns"]]
     assert headers == ["Orig", "Gauss", "Glass", "Shot", "Speckle", "Motion", "FGSM", "PGD",
-                       "BIM", "APGD", "Jitter", "Avg", "dW/dt"]
+                       "BIM", "APGD", "Jitter", "Avg", "dW/dt", "AR@10T"]
     row = doc["rows"][0]["values"]
     assert row["Orig"] == pytest.approx(90.0) and row["Motion"] == pytest.approx(54.0)
     assert row["BIM"] == pytest.approx(42.0)                          # 8/255 only

@@ -175,3 +175,25 @@ def test_region_points_fill_the_region_radially():
     assert bool(conv.all()) and (W(pts, cls) < 0.9).all()
     u = frac.sort().values                                      # uniform radius fraction (p = 1)
     assert float((u - torch.linspace(0, 1, len(u), dtype=u.dtype)).abs().max()) < 0.06
+
+
+def test_secant_boundary_search_finds_the_algorithm_1_crossing_in_fewer_evaluations():
+    C, Q, W = _setup()
+    g = torch.Generator().manual_seed(1)
+    dirs, cls = boundary_directions(C, torch.arange(4), variants=10, generator=g)
+    calls = {}
+
+    def counted(rule):
+        def fn(p, k):
+            calls[rule] = calls.get(rule, 0) + p.shape[0]
+            return W(p, k)
+        return fn
+    for tol in (1e-2, 1e-4):
+        ref = boundary_points(counted("bisection"), C, dirs, cls, 0.9, tol, 60)
+        fast = boundary_points(counted("secant"), C, dirs, cls, 0.9, tol, 60, rule="secant")
+        assert bool(fast.converged.all()) and bool(ref.converged.all())
+        assert ((W(fast.points, cls) - 0.9).abs() <= tol).all()
+        # the same crossing, to the resolution the tolerance allows along each ray
+        slope = (W(ref.points + 1e-6 * dirs, cls) - W(ref.points, cls)) / 1e-6
+        assert ((fast.lengths - ref.lengths).abs() <= 2 * tol / slope + 1e-9).all()
+    assert calls["secant"] < 0.5 * calls["bisection"]

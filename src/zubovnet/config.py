@@ -111,7 +111,7 @@ class BoundaryConfig:
     tol: float = 1e-2                    # epsilon of Algorithm 1 (on W)
     max_iters: int = 30                  # n of Algorithm 1
     init_step: float = 1.0               # initial |a|
-    rule: str = "bisection"              # bisection|paper (see sampling.boundary_points)
+    rule: str = "secant"                 # secant (fast, same points) | bisection | paper (Algorithm 1's literal step rule); see sampling.boundary_points
 
 
 @dataclass

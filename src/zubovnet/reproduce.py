@@ -82,7 +82,8 @@ class Experiment:
     ``suites``), ``surrogates`` (trained; the VNI-FGSM transfer sources of the ``strong``
     suite), ``layouts`` (tables), ``figures``, ``extras`` (``dwdt``: mean ``dW_y/dt`` along
     test trajectories, Table V; ``profile``: Table IV numbers), ``n`` (test images per
-    evaluation, ``None`` = the whole test split) and a rough ``cost``."""
+    evaluation, ``None`` = the whole test split), ``suite_n`` (``(suite, n)`` pairs capping
+    the images of expensive suites, e.g. ``(("rigorous", 200),)``) and a rough ``cost``."""
     name: str
     paper: str
     description: str
@@ -94,14 +95,24 @@ class Experiment:
     extras: tuple = ()
     n: Optional[int] = None
     cost: str = ""
+    suite_n: tuple = ()
+
+    def images(self, suite: Optional[str], n: Optional[int]) -> Optional[int]:
+        """Test images of ``suite`` given the plan's ``n`` (``None``: all)."""
+        cap = dict(self.suite_n).get(suite)
+        if cap is None:
+            return n
+        return cap if n is None else min(n, cap)
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
 #: The evaluation suite whose record each paper layout reads.
 LAYOUT_SUITES = {"table1": ("corruptions",), "table2": ("attacks",), "table3": ("strong",),
-                 "table5": ("corruptions", "attacks"), "table6": ("corruptions", "attacks"),
-                 "fig4": ("corruptions", "attacks"), "table4": ()}
+                 "table5": ("corruptions", "attacks", "alignment"),
+                 "table6": ("corruptions", "attacks"),
+                 "fig4": ("corruptions", "attacks"), "table4": (),
+                 "alignment": ("alignment", "corruptions", "rigorous")}
 
 
 def register_experiment(exp: Experiment, replace: bool = False) -> Experiment:
@@ -187,7 +198,7 @@ def _register_paper() -> None:
                           ("ablation/no_sep_ineq", "w/o L_sep (Ineq)"),
                           ("paper_literal", "Ours (paper-literal)"),
                           ("ablation/icnn", "ICNN"), ("ablation/picnn", "PICNN"))),
-        suites=("corruptions", "attacks"), layouts=("table5",), extras=("dwdt",),
+        suites=("corruptions", "attacks", "alignment"), layouts=("table5",), extras=("dwdt",),
         cost="6 trainings of Zubov-Net variants (~2 GPU-h each) + the Table I Zubov-Net"))
     register_experiment(Experiment(
         "table6-solver", "Table VI", "CIFAR-10: ODE solver (Dopri5 1e-3 / 0.1, RK4 and Euler with "
@@ -203,14 +214,35 @@ def _register_paper() -> None:
         cost="8 trainings; the T = 10 runs take several times the T = 1 cost"))
     z = Run("cifar10/zubovnet.yaml", "Zubov-Net")
     planar = Run("synthetic2d/zubovnet.yaml", "Zubov-Net (plane)")
+    planar_p = Run("synthetic2d/paper_literal.yaml", "Zubov-Net, paper-literal (plane)")
     planar0 = Run("synthetic2d/cla_fc.yaml", "L_cla + L_FC only (plane)")
     register_experiment(Experiment(
         "fig1-basins", "Fig. 1(b)", "prescribed regions of attraction (W_i = ρ), trajectories and "
-        "true basins of a Zubov-Net trained in the plane (synthetic2d), after (full objective) "
-        "and before (L_cla + L_FC only) matching and control", (planar, planar0),
+        "true basins of a Zubov-Net trained in the plane (synthetic2d): after matching and control "
+        "(the default, with the alignment mechanism), the paper-literal objective, and before "
+        "(L_cla + L_FC only), with the alignment rate of each", (planar, planar_p, planar0),
+        suites=("alignment",), layouts=("alignment",),
         figures=(Figure("basins", (planar,), "fig1_basins"),
+                 Figure("basins", (planar_p,), "fig1_basins_paper_literal"),
                  Figure("basins", (planar0,), "fig1_basins_cla_fc")),
-        cost="~1-2 CPU minutes"))
+        cost="~3 CPU minutes"))
+    for ds, title, n, cost in (
+            ("digits", "8x8 digits", None, "10 trainings of ~5-10 CPU minutes"),
+            ("fashion_mnist", "Fashion-MNIST", 1000, "9 trainings of ~25-40 CPU minutes")):
+        stems = (("paper_literal", "paper-literal (today's default)"),
+                 ("eq", "+ lambda_eq"), ("sum", "+ sum reduction"), ("data", "+ data assignment"),
+                 ("region", "+ region states"), ("stab", "+ stability at c_i"),
+                 ("uniform", "+ V-form residual"), ("aligned", "all (the default)"),
+                 ("aligned_beta0.1", "all, beta = 0.1"))
+        if ds == "digits":
+            stems += (("aligned_traj", "all + trajectory targets"),)
+        register_experiment(Experiment(
+            f"alignment-{ds.replace('_', '-')}", "Alignment ablation",
+            f"{title}, small CNN, d = 32: the paper-literal Zubov-Net, each alignment option "
+            "alone, and all together — clean, corruption mean, rigorous worst case (n = 200), "
+            "AR at T / 3T / 10T", tuple(Run(f"{ds}/alignment/{st}.yaml", lab) for st, lab in stems),
+            suites=("alignment", "corruptions", "rigorous"), layouts=("alignment",), n=n,
+            suite_n=(("rigorous", 200),), cost=cost))
     lya = Run("cifar10/lyanet.yaml", "LyaNet")
     register_experiment(Experiment(
         "fig3-tsne", "Fig. 3", "t-SNE of h(T) on CIFAR-10 (400 images per class): clean, FGSM, "
@@ -239,7 +271,7 @@ def _register_paper() -> None:
         "fashion-mnist-study", "CPU study", "Fashion-MNIST with the small CNN extractor on CPU: "
         "CNN, Neural ODE and Zubov-Net under the corruptions and white-box attacks of Tables I–II, "
         "with robustness curves, training dynamics and t-SNE", fm,
-        suites=("corruptions", "attacks"), layouts=("table1", "table2"),
+        suites=("corruptions", "attacks", "alignment"), layouts=("table1", "table2", "alignment"),
         figures=(Figure("curves", fm, "fashion_curves"),
                  Figure("dynamics", fm, "fashion_dynamics"),
                  Figure("tsne", fm[1:], "fashion_tsne", (("n_per_class", 100),))),
@@ -250,7 +282,7 @@ def _register_paper() -> None:
         "digits-study", "CPU demo", "scikit-learn's 8x8 digits (the demo's configs): Neural ODE "
         "and Zubov-Net under the corruptions and white-box attacks of Tables I–II, with "
         "robustness curves, training dynamics and t-SNE", dg,
-        suites=("corruptions", "attacks"), layouts=("table1", "table2"),
+        suites=("corruptions", "attacks", "alignment"), layouts=("table1", "table2", "alignment"),
         figures=(Figure("curves", dg, "digits_curves"), Figure("dynamics", dg, "digits_dynamics"),
                  Figure("tsne", dg, "digits_tsne", (("n_per_class", 36),))),
         cost="~5 CPU minutes of training (12 min of wall time on a loaded 2-core "
@@ -677,6 +709,9 @@ def _extra_getter(name: str, key: str):
     return get
 
 
+_CORRUPTIONS8 = (("Gaussian", "gaussian_noise"), ("Glass", "glass_blur"), ("Shot", "shot_noise"),
+                 ("Impulse", "impulse_noise"), ("Speckle", "speckle_noise"),
+                 ("Motion", "motion_blur"), ("Brightness", "brightness"), ("Contrast", "contrast"))
 _T56_CORR = (("Gauss", "gaussian_noise"), ("Glass", "glass_blur"), ("Shot", "shot_noise"),
              ("Speckle", "speckle_noise"), ("Motion", "motion_blur"))
 
@@ -701,7 +736,25 @@ def layout_columns(layout: str) -> list[tuple[str, Callable, str]]:
         cols.append(("Avg", _mean_getter([g for _, g, _ in robust]), "pct"))
         if layout == "table5":
             cols.append(("dW/dt", _extra_getter("dwdt", "mean_dWdt"), "num"))
+            cols.append(("AR@10T", _acc_getter("alignment/ar@10T"), "pct"))
         return cols
+    if layout == "alignment":
+        def entry(key, field):
+            return lambda ctx: ((ctx["record"] or {}).get("results", {}).get(key) or {}).get(field)
+        corr = [_acc_getter(f"corruption/{k}") for _, k in _CORRUPTIONS8]
+        return [("Clean", _acc_getter("clean"), "pct"),
+                ("Corr. mean", _mean_getter(corr), "pct"),
+                ("Worst case", _acc_getter("rigorous/worst_case"), "pct"),
+                ("AR@T", _acc_getter("alignment/ar@1T"), "pct"),
+                ("AR@3T", _acc_getter("alignment/ar@3T"), "pct"),
+                ("AR@10T", _acc_getter("alignment/ar@10T"), "pct"),
+                ("Nearest@10T", entry("alignment/ar@10T", "nearest"), "pct"),
+                ("Containment", _acc_getter("alignment/containment"), "pct"),
+                ("dW/dt", entry("alignment/containment", "mean_dW_dt"), "num"),
+                ("max ‖f(c_i)‖", entry("alignment/ar@10T", "max_f_norm"), "num"),
+                ("L_con (test)", entry("alignment/containment", "l_con_test"), "num"),
+                ("Train time (s)", lambda ctx: ((ctx["record"] or {}).get("model") or {})
+                 .get("train_time_s"), "num")]
     if layout == "table4":
         return [("Params (M)", _extra_getter("profile", "params_M"), "num"),
                 ("Train Time/Epoch (s)", _extra_getter("profile", "train_time_per_epoch_s"), "num"),
@@ -892,7 +945,8 @@ def _evaluate_all(plan, result, data, dev, batch_size, seed, progress, log) -> N
     surrogates = None
     for ev in plan.evaluations:
         rp = ev.run
-        ev.status = record_status(ev.path, plan.n, rp.epochs)
+        want = plan.experiment.images(ev.suite, plan.n)
+        ev.status = record_status(ev.path, want, rp.epochs)
         if ev.status == "done":
             log(f"skip {ev.kind} {ev.suite or ''} of {rp.run.key}: {ev.path} exists")
             result.skipped.append(ev.path)
@@ -906,7 +960,7 @@ def _evaluate_all(plan, result, data, dev, batch_size, seed, progress, log) -> N
             continue
         model, cfg, meta = load_checkpoint(rp.run_dir, device=dev)
         test = data.test(rp.cfg)
-        n = len(test) if plan.n is None else min(plan.n, len(test))
+        n = len(test) if want is None else min(want, len(test))
         if ev.kind == "dwdt":
             from .evaluation.suites import load_subset
             X, Y, _ = load_subset(test, n, seed)

@@ -214,11 +214,14 @@ def trajectory_containment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, r
     ``argmin_k V_k(h(T)) = y``; *terminal in PRoA*: ``W_y(h(T)) < ρ``; *contained*: every
     ``W_y(h(t_i)) < ρ``.  ``containment_rate`` = contained / (correct and terminal in PRoA) —
     the share for which Proposition 5's conclusion holds where its premise does.
-    ``mean_dW_dt``: mean of ``∇W_y·f = e^{−V_y} V̇_y`` over all states ``h(t_0..t_Γ)``.
+    ``mean_dW_dt``: mean of ``∇W_y·f = e^{−V_y} V̇_y`` over all states ``h(t_0..t_Γ)``;
+    ``l_con_test``: the paper's ``l_con = e^{−2V_y}(V̇_y + Φ_y)²`` (eq. 9) averaged over the test
+    trajectory states ``h(t_1..t_Γ)`` — comparable across training options.
     """
     model.eval()
     n_prem = n_cont = n_correct = 0
     dW_sum, dW_n = 0.0, 0
+    lcon_sum, lcon_n = 0.0, 0
     for i in range(0, x.shape[0], batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
         with torch.no_grad():
@@ -238,11 +241,15 @@ def trajectory_containment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, r
         dW = torch.exp(-V) * Vd
         dW_sum += float(dW.sum())
         dW_n += dW.numel()
+        phi = (states - model.equilibria[cls]).pow(2).sum(-1)
+        lcon_sum += float((torch.exp(-2 * V) * (Vd + phi).pow(2))[B:].sum())   # t_1..t_Γ
+        lcon_n += (G1 - 1) * B
     n = int(x.shape[0])
     return {"n": n, "correct": n_correct, "terminal_in_proa": n_prem, "contained": n_cont,
             "containment_rate": (n_cont / n_prem) if n_prem else None,
             "terminal_in_proa_rate": n_prem / n if n else None,
-            "mean_dW_dt": dW_sum / dW_n if dW_n else None}
+            "mean_dW_dt": dW_sum / dW_n if dW_n else None,
+            "l_con_test": lcon_sum / lcon_n if lcon_n else None}
 
 
 @torch.no_grad()

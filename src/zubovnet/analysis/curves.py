@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from ..evaluation.records import merge_records
 from ._common import new_figure, save_png
 
 __all__ = ["merge_records", "accuracy_vs_eps", "accuracy_vs_severity", "plot_accuracy_vs_eps",
@@ -26,19 +27,6 @@ _ATTACK_TITLES = {"fgsm": "FGSM", "pgd": "PGD", "bim": "BIM", "apgd": "APGD", "j
 
 def _name(rec: dict) -> str:
     return (rec.get("model") or {}).get("name") or "?"
-
-
-def merge_records(records: Sequence[dict]) -> list[dict]:
-    """Merge records with the same model name (their ``results`` united, later ones win),
-    keeping first-appearance order.  Inputs are not modified."""
-    merged: dict[str, dict] = {}
-    for rec in records:
-        name = _name(rec)
-        if name not in merged:
-            merged[name] = {**rec, "results": dict(rec.get("results", {}))}
-        else:
-            merged[name]["results"].update(rec.get("results", {}))
-    return list(merged.values())
 
 
 def _clean(rec: dict):

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 __all__ = ["SCHEMA", "REQUIRED_KEYS", "to_jsonable", "environment", "new_record",
            "result_entry", "add_result", "verdict", "write_record", "load_record",
-           "load_records", "validate_record", "VERDICT_STATUSES"]
+           "load_records", "validate_record", "VERDICT_STATUSES", "merge_records"]
 
 SCHEMA = "zubovnet-eval/1"
 REQUIRED_KEYS = ("schema", "model", "data", "seed", "suites", "results", "verdicts",
@@ -145,7 +145,9 @@ def new_record(model_name: str, *, checkpoint: str | None = None, config: Any = 
         "model": {"name": model_name, "class": model_class, "checkpoint": checkpoint,
                   "parameters": parameters, "epoch": meta.get("epoch"),
                   "train_metrics": (metrics[-1] if isinstance(metrics, list) and metrics
-                                    else metrics)},
+                                    else metrics),
+                  "train_time_s": (sum(float(r.get("train_time") or 0.0) for r in metrics)
+                                   if isinstance(metrics, list) and metrics else None)},
         "config": to_jsonable(config),
         "data": to_jsonable(data or {}),
         "seed": seed,
@@ -261,3 +263,23 @@ def load_records(paths: Iterable[str | Path] | str | Path) -> list[dict]:
             for rec in data if isinstance(data, list) else [data]:
                 out.append(validate_record(rec))
     return out
+
+
+def merge_records(records: Iterable[dict]) -> list[dict]:
+    """Merge records with the same model name (their ``results`` and ``verdicts`` united, later
+    results win; the ``alignment`` and ``certify`` sections kept), in first-appearance order.
+    Inputs are not modified."""
+    merged: dict[str, dict] = {}
+    for rec in records:
+        name = (rec.get("model") or {}).get("name") or "?"
+        if name not in merged:
+            merged[name] = {**rec, "results": dict(rec.get("results", {})),
+                            "verdicts": list(rec.get("verdicts", []))}
+        else:
+            m = merged[name]
+            m["results"].update(rec.get("results", {}))
+            m["verdicts"] += [v for v in rec.get("verdicts", []) if v.get("suite") != "sanity"]
+            for k in ("alignment", "certify"):
+                if k in rec:
+                    m[k] = rec[k]
+    return list(merged.values())

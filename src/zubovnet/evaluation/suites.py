@@ -446,6 +446,9 @@ def _alignment_suite(record: dict, model: nn.Module, X: torch.Tensor, Y: torch.T
             solver=solver, seed=a.seed, metric="alignment rate AR(rho, H, tau)",
             rho=rep["rho"], tau=rep["tau"], horizon=h["horizon"], nearest=h["nearest"],
             inside=h["inside"], per_shell=h["per_shell"], n_per_class=a.n_per_class,
+            max_f_norm=rep["equilibria"]["max_f_norm"],
+            max_re_eig=rep["equilibria"]["max_re_eig_max"],
+            vdot_negative=rep["vdot_negative"],
             classes=rep["classes"], error_norm=rep["solver"]["error_norm"]))
     c = rep.get("containment")
     if c and c["terminal_in_proa"]:
@@ -454,6 +457,7 @@ def _alignment_suite(record: dict, model: nn.Module, X: torch.Tensor, Y: torch.T
             c["terminal_in_proa"], solver=solver, seed=a.seed,
             metric="Prop. 5: trajectories h(t_0..t_Gamma) inside {W_y < rho} among correct "
                    "test points with W_y(h(T)) < rho", mean_dW_dt=c["mean_dW_dt"],
+            l_con_test=c["l_con_test"],
             terminal_in_proa_rate=c["terminal_in_proa_rate"], rho=rep["rho"]))
     hkeys = list(rep["horizons"])
     last = rep["horizons"][hkeys[-1]]

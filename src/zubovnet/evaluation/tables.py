@@ -12,6 +12,10 @@ Markdown table, one row per record (its model name); a number a record lacks is 
 ``table3``  Orig, VNI, Square, AA (16/255)
 ``rigorous`` the rigorous numbers (one row per record) followed by every verdict
             (one row per record and check)
+``alignment`` clean, corruption mean, rigorous worst case, AR at T / 3T / 10T, the nearest
+            variant at 10T, trajectory containment (Prop. 5), mean dW/dt (Table V), max
+            ‖f(c_i)‖, the paper's l_con on test trajectories and training time — records of one model (its suites'
+            files) are merged by model name first
 =========== ==============================================================================
 """
 from __future__ import annotations
@@ -22,7 +26,7 @@ __all__ = ["LAYOUTS", "TABLE1_CORRUPTIONS", "TABLE2_ATTACKS", "render_table", "t
            "format_summary"]
 
 DASH = "—"
-LAYOUTS = ("table1", "table2", "table3", "rigorous")
+LAYOUTS = ("table1", "table2", "table3", "rigorous", "alignment")
 TABLE1_CORRUPTIONS = (("Gaussian", "gaussian_noise"), ("Glass", "glass_blur"),
                       ("Shot", "shot_noise"), ("Impulse", "impulse_noise"),
                       ("Speckle", "speckle_noise"), ("Motion", "motion_blur"),
@@ -113,6 +117,40 @@ def _numbers(nums: dict, limit: int = 4) -> str:
     return ", ".join(parts)
 
 
+def _entry(rec: dict, key: str, field: str):
+    e = rec.get("results", {}).get(key)
+    return None if e is None else e.get(field)
+
+
+def _corruption_mean(rec: dict) -> Optional[float]:
+    return _mean([_acc(f"corruption/{k}") for _, k in TABLE1_CORRUPTIONS])(rec)
+
+
+def _num(v, fmt: str) -> str:
+    return DASH if v is None else format(v, fmt)
+
+
+def render_alignment_table(records: Iterable[dict]) -> str:
+    """The alignment layout (module docstring): accuracies and rates in percent."""
+    from .records import merge_records
+    header = ["Model", "Clean", "Corr. mean", "Worst case", "AR@T", "AR@3T", "AR@10T",
+              "Nearest@10T", "Containment", "mean dW/dt", "max ‖f(c_i)‖", "L_con (test)",
+              "train time (s)"]
+    rows = []
+    for r in merge_records(records):
+        rows.append([_name(r), _fmt(_acc("clean")(r), 1), _fmt(_corruption_mean(r), 1),
+                     _fmt(_acc("rigorous/worst_case")(r), 1),
+                     _fmt(_acc("alignment/ar@1T")(r), 1), _fmt(_acc("alignment/ar@3T")(r), 1),
+                     _fmt(_acc("alignment/ar@10T")(r), 1),
+                     _fmt(_entry(r, "alignment/ar@10T", "nearest"), 1),
+                     _fmt(_acc("alignment/containment")(r), 1),
+                     _num(_entry(r, "alignment/containment", "mean_dW_dt"), ".3f"),
+                     _num(_entry(r, "alignment/ar@10T", "max_f_norm"), ".3f"),
+                     _num(_entry(r, "alignment/containment", "l_con_test"), ".3g"),
+                     _num((r.get("model") or {}).get("train_time_s"), ".0f")])
+    return _md(header, rows) + "\n"
+
+
 def render_table(records: Iterable[dict], layout: str, digits: int = 2,
                  bold_best: bool = False) -> str:
     """Markdown table of ``records`` in ``layout`` (``table1|table2|table3|rigorous``).
@@ -122,6 +160,8 @@ def render_table(records: Iterable[dict], layout: str, digits: int = 2,
     rigorous layout, where lower is not "worse").
     """
     records = list(records)
+    if layout == "alignment":
+        return render_alignment_table(records)
     cols = table_columns(layout)
     header = ["Model"] + [h for h, _ in cols]
     values = [[g(r) for _, g in cols] for r in records]

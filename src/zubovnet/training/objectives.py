@@ -20,6 +20,7 @@ from ..losses import (auxiliary_loss, classification_loss, consistency_loss,
                       directional_derivative, separation_loss, trajectory_target_loss,
                       zubov_phi, zubov_target)
 from ..sampling import boundary_directions, boundary_points, counterexamples, region_points
+from .timing import part
 
 __all__ = ["register_objective", "build_objective", "available_objectives", "ZubovObjective",
            "CrossEntropyObjective", "zubov_consistency", "equilibrium_field",
@@ -102,10 +103,19 @@ def equilibrium_field(model: nn.Module) -> torch.Tensor:
 
 
 def equilibrium_jacobians(model: nn.Module) -> torch.Tensor:
-    """``J_i = ∂f/∂h (c_i)``: ``(L, d, d)``, differentiable w.r.t. the field's parameters."""
-    field = model.dynamics.field
-    jac = torch.func.jacrev(lambda h: field(h.unsqueeze(0)).squeeze(0))
-    return torch.func.vmap(jac)(model.equilibria.detach())
+    """``J_i = ∂f/∂h (c_i)``: ``(L, d, d)``, differentiable w.r.t. the field's parameters.
+
+    One forward-mode pass over the ``L·d`` pairs ``(c_i, e_j)`` (column ``j`` of ``J_i`` is the
+    directional derivative along ``e_j``), in core autograd so that it composes with reverse
+    mode and with saved-tensor hooks."""
+    import torch.autograd.forward_ad as fwAD
+    C = model.equilibria.detach()
+    L, d = C.shape
+    with fwAD.dual_level():
+        x = fwAD.make_dual(C.repeat_interleave(d, 0),
+                           torch.eye(d, device=C.device, dtype=C.dtype).repeat(L, 1))
+        cols = fwAD.unpack_dual(model.dynamics.field(x)).tangent      # (L·d, d): J_i e_j
+    return cols.view(L, d, -1).transpose(1, 2)
 
 
 @register_objective("zubov")
@@ -136,6 +146,7 @@ class ZubovObjective:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.loss = cfg.loss
+        self.timer = None          # a training.timing.PartTimer: wall time per part (benchmarks)
         if self.loss.consistency_reduction not in ("mean", "sum"):
             raise ValueError(f"loss.consistency_reduction must be 'mean' or 'sum', got "
                              f"{self.loss.consistency_reduction!r}")
@@ -154,103 +165,137 @@ class ZubovObjective:
         return assign_equilibria(model, batches, e.assignment_batches)
 
     def __call__(self, model, x, y):
-        lc = self.loss
-        out = model.forward_all(x)
-        L_cla = classification_loss(out.logits, y)
-        L_fc = auxiliary_loss(out.aux_logits, y)
-        total = L_cla + lc.lambda_fc * L_fc
+        lc, t = self.loss, self.timer
+        with part(t, "forward"):
+            out = model.forward_all(x)
+            L_cla = classification_loss(out.logits, y)
+            L_fc = auxiliary_loss(out.aux_logits, y)
+            total = L_cla + lc.lambda_fc * L_fc
         with torch.no_grad():
             W = -torch.expm1(-out.energy)
             onehot = F.one_hot(y, W.shape[1]).bool()
             logs = {"L_cla": L_cla.item(), "L_fc": L_fc.item(),
                     "W_y": W[onehot].mean().item(), "W_other": W[~onehot].mean().item(),
                     "acc": _accuracy(out.logits, y), "nfe": float(model.ode.last_nfe)}
-        C = model.equilibria.detach()
-        W_fn = lambda p, k: model.lyapunov(p, k)   # noqa: E731
-        rpts = rcls = None
+        region = None
         if lc.region_samples > 0 and (lc.lambda_con > 0 or lc.lambda_traj > 0):
-            classes = torch.unique(y)
-            rcls = classes[torch.randint(classes.numel(), (lc.region_samples,), device=y.device)]
-            b = lc.boundary
-            rpts, _, _ = region_points(W_fn, C, rcls, lc.rho, None, b.tol, b.max_iters,
-                                       lc.region_radius_power)
-
+            with part(t, "region points"):
+                region = self._region_states(model, y)
         if lc.lambda_con > 0:
-            traj = out.trajectory[1:].detach()                       # (Γ, B, d)
-            B = y.shape[0]
-            states = traj.reshape(-1, traj.shape[-1])
-            cls = y.repeat(traj.shape[0])
-            n_full = states.shape[0]
-            if lc.consistency_samples is not None and n_full > lc.consistency_samples:
-                pick = torch.randperm(n_full, device=states.device)[:lc.consistency_samples]
-                states, cls = states[pick], cls[pick]
-            weight = torch.full((states.shape[0],), n_full / states.shape[0],
-                                device=states.device, dtype=states.dtype)
-            ineq = lc.consistency == "inequality"
-            cw = lc.consistency_weight
-            if lc.counterexample_steps > 0:
-                ce = counterexamples(lambda p, k: zubov_consistency(model, p, k, ineq, cw), W_fn, C,
-                                     states, cls, lc.counterexample_steps,
+            total = total + lc.lambda_con * self._consistency(model, out, y, region, logs)
+        if lc.lambda_traj > 0:
+            with part(t, "trajectory targets"):
+                total = total + lc.lambda_traj * self._trajectory_targets(model, region, logs)
+        if lc.lambda_eq > 0 or lc.lambda_stab > 0:
+            with part(t, "equilibria"):
+                total = total + self._equilibrium_terms(model, logs)
+        if lc.lambda_sep > 0:
+            total = total + lc.lambda_sep * self._separation(model, y, logs)
+        logs["loss"] = total.item()
+        return total, logs
+
+    @staticmethod
+    def _W_fn(model):
+        return lambda p, k: model.lyapunov(p, k)
+
+    def _region_states(self, model, y):
+        """``region_samples`` states over the PRoAs of the batch's classes, and their classes."""
+        lc, b = self.loss, self.loss.boundary
+        classes = torch.unique(y)
+        rcls = classes[torch.randint(classes.numel(), (lc.region_samples,), device=y.device)]
+        pts, _, _ = region_points(self._W_fn(model), model.equilibria.detach(), rcls, lc.rho,
+                                  None, b.tol, b.max_iters, lc.region_radius_power, b.rule)
+        return pts, rcls
+
+    def _consistency(self, model, out, y, region, logs) -> torch.Tensor:
+        """``L_con`` over ``S₂`` (class docstring)."""
+        lc, t = self.loss, self.timer
+        C = model.equilibria.detach()
+        traj = out.trajectory[1:].detach()                           # (Γ, B, d)
+        B = y.shape[0]
+        states = traj.reshape(-1, traj.shape[-1])
+        cls = y.repeat(traj.shape[0])
+        n_full = states.shape[0]
+        if lc.consistency_samples is not None and n_full > lc.consistency_samples:
+            pick = torch.randperm(n_full, device=states.device)[:lc.consistency_samples]
+            states, cls = states[pick], cls[pick]
+        weight = torch.full((states.shape[0],), n_full / states.shape[0], device=states.device,
+                            dtype=states.dtype)
+        ineq, cw = lc.consistency == "inequality", lc.consistency_weight
+        if lc.counterexample_steps > 0:
+            with part(t, "counterexamples"):
+                ce = counterexamples(lambda p, k: zubov_consistency(model, p, k, ineq, cw),
+                                     self._W_fn(model), C, states, cls, lc.counterexample_steps,
                                      lc.counterexample_step_size, lc.rho, lc.projection_iters,
                                      lc.projection)
-                states, cls = torch.cat([states, ce]), torch.cat([cls, cls])
-                weight = torch.cat([weight, weight])
-            if rpts is not None:
-                states, cls = torch.cat([states, rpts]), torch.cat([cls, rcls])
-                weight = torch.cat([weight, torch.ones(rcls.shape[0], device=weight.device,
-                                                       dtype=weight.dtype)])
+            states, cls = torch.cat([states, ce]), torch.cat([cls, cls])
+            weight = torch.cat([weight, weight])
+        if region is not None:
+            states, cls = torch.cat([states, region[0]]), torch.cat([cls, region[1]])
+            weight = torch.cat([weight, torch.ones(region[1].shape[0], device=weight.device,
+                                                   dtype=weight.dtype)])
+        with part(t, "consistency"):
             l_con_pts = zubov_consistency(model, states, cls, ineq, cw)
             if cw == "uniform":   # the V form is bounded on the PRoA only: drop states outside
                 with torch.no_grad():
-                    weight = weight * (W_fn(states, cls) < lc.rho).to(weight.dtype)
+                    weight = weight * (model.lyapunov(states, cls) < lc.rho).to(weight.dtype)
             if lc.consistency_reduction == "sum":
                 l_con = (weight * l_con_pts).sum() / B
             else:
                 l_con = (weight * l_con_pts).sum() / weight.sum().clamp_min(1e-12)
-            total = total + lc.lambda_con * l_con
-            logs["L_con"] = l_con.item()
-            logs["l_con_mean"] = l_con_pts.mean().item()
+        logs["L_con"] = l_con.item()
+        logs["l_con_mean"] = l_con_pts.mean().item()
+        return l_con
 
-        if lc.lambda_traj > 0:
-            if rpts is None:
-                raise ValueError("loss.lambda_traj > 0 needs loss.region_samples > 0 (the states "
-                                 "whose trajectories give the targets)")
-            ode = model.ode
-            W_star = zubov_target(model.dynamics.field, rpts, C[rcls],
-                                  lc.trajectory_horizon * ode.T, ode.solver, ode.rtol_train,
-                                  ode.atol_train)
-            L_traj = trajectory_target_loss(W_fn(rpts, rcls), W_star)
-            total = total + lc.lambda_traj * L_traj
-            logs["L_traj"] = L_traj.item()
-            logs["W_star_mean"] = W_star.mean().item()
+    def _trajectory_targets(self, model, region, logs) -> torch.Tensor:
+        """``mean (W_y(h) − W*_y(h))²`` on the region states (:func:`zubov_target`)."""
+        if region is None:
+            raise ValueError("loss.lambda_traj > 0 needs loss.region_samples > 0 (the states "
+                             "whose trajectories give the targets)")
+        lc, ode = self.loss, model.ode
+        pts, rcls = region
+        W_star = zubov_target(model.dynamics.field, pts, model.equilibria.detach()[rcls],
+                              lc.trajectory_horizon * ode.T, ode.solver, ode.rtol_train,
+                              ode.atol_train)
+        L_traj = trajectory_target_loss(model.lyapunov(pts, rcls), W_star)
+        logs["L_traj"] = L_traj.item()
+        logs["W_star_mean"] = W_star.mean().item()
+        return L_traj
 
-        if lc.lambda_eq > 0 or lc.lambda_stab > 0:
-            if lc.lambda_eq > 0:
-                f_c = equilibrium_field(model)
-                L_eq = f_c.pow(2).sum(1).mean()
-                total = total + lc.lambda_eq * L_eq
-                logs["L_eq"] = L_eq.item()
-                logs["f_c_max"] = f_c.detach().norm(dim=1).max().item()
-            if lc.lambda_stab > 0:
-                J = equilibrium_jacobians(model)
-                lam = torch.linalg.eigvalsh(0.5 * (J + J.transpose(1, 2)))[:, -1]
-                L_stab = torch.relu(lam + lc.stability_margin).mean()
-                total = total + lc.lambda_stab * L_stab
-                logs["L_stab"] = L_stab.item()
-                logs["sym_eig_max"] = lam.detach().max().item()
+    def _equilibrium_terms(self, model, logs) -> torch.Tensor:
+        """``λ_eq L_eq + λ_stab L_stab`` (class docstring)."""
+        lc = self.loss
+        total = 0.0
+        if lc.lambda_eq > 0:
+            f_c = equilibrium_field(model)
+            L_eq = f_c.pow(2).sum(1).mean()
+            total = total + lc.lambda_eq * L_eq
+            logs["L_eq"] = L_eq.item()
+            logs["f_c_max"] = f_c.detach().norm(dim=1).max().item()
+        if lc.lambda_stab > 0:
+            J = equilibrium_jacobians(model)
+            lam = torch.linalg.eigvalsh(0.5 * (J + J.transpose(1, 2)))[:, -1]
+            L_stab = torch.relu(lam + lc.stability_margin).mean()
+            total = total + lc.lambda_stab * L_stab
+            logs["L_stab"] = L_stab.item()
+            logs["sym_eig_max"] = lam.detach().max().item()
+        return total
 
-        if lc.lambda_sep > 0:
-            b = lc.boundary
+    def _separation(self, model, y, logs) -> torch.Tensor:
+        """``L_sep`` at boundary points of ``{W_i < ρ}`` (Algorithm 1)."""
+        lc, b, t = self.loss, self.loss.boundary, self.timer
+        C = model.equilibria.detach()
+        with part(t, "boundary points"):
             classes = torch.unique(y)
             if classes.numel() > b.max_classes:
                 classes = classes[torch.randperm(classes.numel(), device=y.device)[:b.max_classes]]
             dirs, dcls = boundary_directions(C, classes, b.variants, b.radius_max)
-            res = boundary_points(W_fn, C, dirs, dcls, lc.rho, b.tol, b.max_iters, b.init_step, b.rule)
+            res = boundary_points(self._W_fn(model), C, dirs, dcls, lc.rho, b.tol, b.max_iters,
+                                  b.init_step, b.rule)
+        with part(t, "separation"):
             pts, pcls = res.points[res.converged], res.cls[res.converged]
             W_beta = -torch.expm1(-lc.beta * model.energy(pts.detach()))
             L_sep = separation_loss(W_beta, pcls)
-            total = total + lc.lambda_sep * L_sep
-            logs["L_sep"] = L_sep.item()
-            logs["boundary_converged"] = res.converged.float().mean().item()
-        logs["loss"] = total.item()
-        return total, logs
+        logs["L_sep"] = L_sep.item()
+        logs["boundary_converged"] = res.converged.float().mean().item()
+        return L_sep
