@@ -138,11 +138,13 @@ def test_every_attack_stays_in_the_eps_ball_and_image_range(name, eps, mlp, batc
     assert delta <= eps + 1e-6              # ... and we check independently
     assert x_adv.min() >= 0 and x_adv.max() <= 1
     assert torch.isfinite(x_adv).all()
-    clean = predict(mlp, x) == y
-    robust = clean & (predict(mlp, x_adv) == y)
-    assert robust.sum() <= clean.sum()
-    if name not in ("square", "vnifgsm"):   # white-box attacks must move some example
+    if name not in ("square", "vnifgsm"):   # white-box attacks must move some example ...
         assert delta > 0
+    if name not in ("vnifgsm",):            # ... and every attack but a transfer from the
+        clean = predict(mlp, x) == y        # model itself must break some of them at 16/255
+        robust = clean & (predict(mlp, x_adv) == y)
+        if eps > 0.05:
+            assert robust.sum() < clean.sum()
     d = atk.describe()
     assert d["eps"] == pytest.approx(eps) and d["norm"] == "Linf" and "seed" in d
 
@@ -227,10 +229,60 @@ def test_large_eps_breaks_an_undefended_model(mlp, batch):
 def test_run_attack_counts_per_example(mlp, batch):
     x, y = batch
     seen = []
-    out = run_attack(mlp, make_attack("fgsm", mlp, 8 / 255), x, y, batch_size=20,
-                     tick=seen.append)
-    assert out.dtype == torch.bool and out.shape == (len(x),)
+    atk = make_attack("fgsm", mlp, 8 / 255)
+    out = run_attack(mlp, atk, x, y, batch_size=20, tick=seen.append)
+    assert out.correct.dtype == torch.bool and out.correct.shape == (len(x),)
+    assert out.failures == 0 and not bool(out.failed.any())
     assert seen == [20, 20, 8]
+    # the same as attacking each batch alone with the batch index as call index
+    for b, i in enumerate(range(0, len(x), 20)):
+        atk.calls = b
+        xa = atk(x[i:i + 20], y[i:i + 20])
+        assert torch.equal(out.correct[i:i + 20], predict(mlp, xa) == y[i:i + 20])
+
+
+def test_run_attack_reads_finished_batches_back():
+    """A cache that already holds batch 1 is read, not attacked (resumable evaluation)."""
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise AssertionError("must not be called for cached batches")
+
+    class Cache:
+        def __init__(self):
+            self.d = {0: (torch.ones(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool))}
+
+        def get(self, b):
+            return self.d.get(b)
+
+        def put(self, b, c, f):
+            self.d[b] = (c, f)
+    model = Boom().eval()
+    out = run_attack(model, make_attack("fgsm", model, 0.1), torch.rand(4, 1, 8, 8),
+                     torch.zeros(4, dtype=torch.long), batch_size=4, cache=Cache())
+    assert bool(out.correct.all())
+
+
+def test_a_solver_failure_is_rerun_per_example_and_counted_as_fooled(mlp, batch):
+    """One example that the 'solver' cannot integrate voids neither its batch nor the stage."""
+    from zubovnet.models import StepSizeUnderflowError
+    x, y = batch
+    bad = x[3].clone()
+
+    class Fragile(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = mlp
+
+        def forward(self, z):
+            if any(bool(((zi - bad).abs().max() <= 0.1)) for zi in z):
+                raise StepSizeUnderflowError("stiff")
+            return self.inner(z)
+    model = Fragile().eval()
+    out = run_attack(model, make_attack("fgsm", model, 0.01), x[:10], y[:10], batch_size=5)
+    assert out.failures == 1 and bool(out.failed[3]) and not bool(out.correct[3])
+    ref = run_attack(mlp, make_attack("fgsm", mlp, 0.01), x[:10], y[:10], batch_size=5)
+    keep = torch.arange(10) != 3
+    assert torch.equal(out.correct[keep][5:], ref.correct[keep][5:])   # the other batch
 
 
 def test_transfer_attack_crafts_on_the_surrogate(mlp, surrogate, batch):
@@ -241,7 +293,10 @@ def test_transfer_attack_crafts_on_the_surrogate(mlp, surrogate, batch):
     assert atk.describe()["surrogate"] == "s"
 
 
-@pytest.mark.skipif(not reference_autoattack_available(), reason="pyautoattack not installed")
+def test_reference_autoattack_is_installed():
+    assert reference_autoattack_available()       # a core dependency: its test always runs
+
+
 def test_reference_autoattack_configuration_and_result(mlp, batch):
     x, y = batch
     x, y = x[:16], y[:16]
@@ -268,6 +323,7 @@ def test_component_autoattack_fallback(mlp, batch):
     atk = ComponentAutoAttack(mlp, 0.25, num_classes=10)
     d = atk.describe()
     assert d["reference"] is False and d["steps"] == 100 and d["target_classes"] == 9
+    assert d["warnings"] and "not the reference" in d["warnings"][0]   # never silent
     assert d["square"]["queries"] == 5000
     x_adv = atk(x, y)
     assert (x_adv - x).abs().max() <= 0.25 + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1

@@ -93,7 +93,7 @@ def test_record_round_trip_and_schema(mlp, test_set, tmp_path):
     assert pgd["steps"] == 10 and pgd["step_size"] == pytest.approx(1 / 255)
     assert pgd["eps"] == pytest.approx(8 / 255) and pgd["tolerance"] is None
     assert pgd["accuracy"] == pgd["correct"] / 32 <= rec["results"]["clean"]["accuracy"]
-    assert {v["check"] for v in rec["verdicts"]} == {"eval_mode", "determinism"}
+    assert {v["check"] for v in rec["verdicts"]} == {"determinism", "solver_failures"}
 
     path = write_record(rec, tmp_path / "eval_attacks.json")
     text = path.read_text()
@@ -211,8 +211,9 @@ def test_strong_suite_says_skipped_without_surrogate(mlp, test_set):
     assert res["vnifgsm@0.3"]["status"] == "skipped: no surrogate"
     assert res["vnifgsm@0.3"]["accuracy"] is None
     assert res["square@0.3"]["attack_settings"]["queries"] == 20
-    assert res["autoattack@0.3"]["accuracy"] <= res["clean"]["accuracy"]
-    assert any(v["check"] == "autoattack_flags" for v in rec["verdicts"])
+    assert res["autoattack@0.3"]["accuracy"] <= 0.05     # an undefended MLP falls at 0.3
+    aa = {v["check"]: v for v in rec["verdicts"]}["autoattack"]
+    assert aa["status"] == "FLAG" and "not the reference" in aa["reason"]   # 20 Square queries
     rec2 = evaluate(mlp, test_set, "strong", n=16, progress=False, settings=settings,
                     surrogate={"self": mlp})
     assert rec2["results"]["vnifgsm@0.3"]["accuracy"] is not None

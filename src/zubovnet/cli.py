@@ -4,6 +4,9 @@
     zubovnet train configs/digits/zubovnet.yaml train.epochs=5 --out runs/x [--resume]
     zubovnet eval runs/x --suite clean
     zubovnet demo
+
+Every sub-command accepts ``--debug`` (tracebacks instead of one-line errors).  Exit status:
+0 success, 1 ``eval``: a check FLAGged, 2 an error (``docs/errors.md``), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -103,11 +106,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(err: BaseException) -> str:
+    msg = str(err).strip() or type(err).__name__
+    if isinstance(err, KeyError) and err.args:
+        msg = str(err.args[0])
+    return " ".join(msg.split())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a sub-command; an expected error is one line on stderr and exit status 2
+    (``--debug``: the traceback); Ctrl-C is exit status 130 with one line."""
     import warnings
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
     args = build_parser().parse_args(argv)
-    return args.fn(args)
+    from .errors import expected_errors
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        hint = getattr(args, "interrupt_hint", None)
+        print("interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
+        return 130
+    except expected_errors() as err:
+        if debug:
+            raise
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from .attacks import (ATTACKS, PAPER_EPS, PAPER_STEPS, WHITE_BOX_ATTACKS, Attack
                       check_perturbation, make_attack)
 from .records import load_records, verdict, write_record
 from .rigorous import RigorousSettings, run_rigorous
+from .checks import CHECKS
 from .suites import SUITES, EvalSettings, evaluate
 from .tables import LAYOUTS, format_summary, render_table
 
@@ -20,4 +21,4 @@ __all__ = ["evaluate", "EvalSettings", "RigorousSettings", "SUITES", "run_rigoro
            "make_attack", "Attack", "MarginPGD", "ATTACKS", "WHITE_BOX_ATTACKS", "PAPER_EPS",
            "PAPER_STEPS", "check_perturbation", "assert_eval_mode", "PerturbationError",
            "EvaluationModeError", "write_record", "load_records", "verdict", "render_table",
-           "format_summary", "LAYOUTS"]
+           "format_summary", "LAYOUTS", "CHECKS"]

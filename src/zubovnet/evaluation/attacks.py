@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import torch
@@ -43,7 +44,8 @@ __all__ = [
     "PAPER_EPS", "PAPER_STEPS", "PAPER_STEP_FRACTION", "WHITE_BOX_ATTACKS", "ATTACKS",
     "PerturbationError", "EvaluationModeError",
     "eps_label", "check_perturbation", "assert_eval_mode", "forward_determinism", "margin",
-    "predict", "input_gradient", "run_attack", "InputGraph",
+    "predict", "input_gradient", "run_attack", "AttackOutcome", "SOLVER_ERRORS", "InputGraph",
+    "AttackSpec", "ATTACK_SPECS", "attack_names",
     "Attack", "TorchAttack", "MarginPGD", "TransferAttack", "ReferenceAutoAttack",
     "ComponentAutoAttack", "make_attack", "reference_autoattack_available",
 ]
@@ -171,27 +173,87 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return torch.zeros_like(x) if g is None else g.detach()
 
 
+def _solver_errors() -> tuple:
+    from ..models import StepSizeUnderflowError
+    return (StepSizeUnderflowError,)
+
+
+SOLVER_ERRORS: tuple = _solver_errors()
+"""Exceptions of an ODE solve that cannot integrate an input (step-size underflow, step
+budget).  :func:`run_attack` re-runs a failing batch example by example and counts an
+example whose attack or prediction still fails as **not robust**: an input the model cannot
+classify is an input it gets wrong."""
+
+
+@dataclass
+class AttackOutcome:
+    """What :func:`run_attack` returns: ``correct (n,)`` bool (``model(x_adv)`` argmax ``== y``;
+    False where the solve failed), ``failed (n,)`` bool (the examples whose attack or
+    prediction raised a solver error even alone) and ``disagreements`` (examples where the
+    attack's own verdict differs from the re-evaluation, when the attack reports one)."""
+    correct: torch.Tensor
+    failed: torch.Tensor
+    disagreements: int = 0
+
+    @property
+    def failures(self) -> int:
+        return int(self.failed.sum())
+
+
+def _attack_batch(model, attack, xb, yb) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(correct, failed)`` of one batch; on a solver error, example by example."""
+    try:
+        x_adv = attack(xb, yb)
+        return (predict(model, x_adv) == yb).cpu(), torch.zeros(len(xb), dtype=torch.bool)
+    except SOLVER_ERRORS:
+        if len(xb) == 1:
+            return torch.zeros(1, dtype=torch.bool), torch.ones(1, dtype=torch.bool)
+    correct = torch.zeros(len(xb), dtype=torch.bool)
+    failed = torch.zeros(len(xb), dtype=torch.bool)
+    calls = attack.calls
+    for j in range(len(xb)):
+        attack.calls = calls             # every single example reuses the batch's seed
+        c, f = _attack_batch(model, attack, xb[j:j + 1], yb[j:j + 1])
+        correct[j], failed[j] = c[0], f[0]
+    return correct, failed
+
+
 def run_attack(model: nn.Module, attack: "Attack", x: torch.Tensor, y: torch.Tensor,
                batch_size: int = 256, device: str | torch.device | None = None,
-               tick: Callable[[int], Any] | None = None) -> torch.Tensor:
+               tick: Callable[[int], Any] | None = None, cache: Any = None) -> AttackOutcome:
     """Attack ``x`` batch by batch and classify the adversarial examples.
 
     ``x``: ``(n, C, H, W)`` in [0, 1], ``y``: ``(n,)``, on any device (each batch is moved to
     ``device``, default the model's).  Every batch's examples are checked against the threat
-    model by ``attack`` itself.  ``tick(k)`` is called after each batch of ``k`` examples.
-    Returns ``adv_correct``: ``(n,)`` bool on the CPU, ``model(x_adv)`` argmax ``== y``.
+    model by ``attack`` itself.  Batch ``b`` is attacked with the attack's call index set to
+    ``b`` (its seed is ``seed + b``), so a batch gives the same result whether or not the
+    batches before it ran in this process.  A batch whose ODE solve fails is re-run example by
+    example; an example that still fails counts as not robust (:data:`SOLVER_ERRORS`).
+    ``cache``: an object with ``get(b) -> (correct, failed) | None`` and ``put(b, correct,
+    failed)`` (a stage of :class:`~zubovnet.evaluation.state.EvalState`): finished batches are
+    read back instead of attacked (resumable evaluation).  ``tick(k)`` is called after each
+    batch of ``k`` examples.
     """
     device = torch.device(device) if device is not None else _device_of(model)
     if getattr(attack, "whole_sample", False):
         batch_size = max(1, len(x))
-    out = torch.zeros(len(x), dtype=torch.bool)
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        x_adv = attack(xb, yb)
-        out[i:i + len(xb)] = (predict(model, x_adv) == yb).cpu()
+    correct = torch.zeros(len(x), dtype=torch.bool)
+    failed = torch.zeros(len(x), dtype=torch.bool)
+    for b, i in enumerate(range(0, len(x), batch_size)):
+        sl = slice(i, min(i + batch_size, len(x)))
+        got = cache.get(b) if cache is not None else None
+        if got is None:
+            xb, yb = x[sl].to(device), y[sl].to(device)
+            attack.calls = b
+            c, f = _attack_batch(model, attack, xb, yb)
+            if cache is not None:
+                cache.put(b, c, f)
+        else:
+            c, f = got
+        correct[sl], failed[sl] = c, f
         if tick is not None:
-            tick(len(xb))
-    return out
+            tick(sl.stop - sl.start)
+    return AttackOutcome(correct, failed, int(getattr(attack, "disagreements", 0)))
 
 
 class InputGraph(nn.Module):
@@ -470,8 +532,11 @@ class ReferenceAutoAttack(Attack):
     whole_sample = True
 
     def __init__(self, model: nn.Module, eps: float, seed: int = 0, version: str = "standard",
-                 square_queries: int | None = None, batch_size: int = 250):
+                 square_queries: int | None = None, batch_size: int = 250,
+                 state_path: str | None = None):
         super().__init__(model, eps, seed)
+        self.state_path = state_path
+        self.disagreements = 0
         from pyautoattack import AutoAttack, __version__
         self.implementation = f"pyautoattack {__version__} (Croce & Hein reference)"
         self.version = version
@@ -498,7 +563,16 @@ class ReferenceAutoAttack(Attack):
         try:
             self.aa.model.train(self.model.training)
             self.aa.seed = self.seed + self.calls  # each component is seeded from it
-            x_adv, _ = self.aa.run_standard_evaluation(x, y, batch_size=max(1, self.batch_size))
+            from pathlib import Path
+            sp = Path(self.state_path) if self.state_path else None
+            x_adv, y_aa = self.aa.run_standard_evaluation(x, y, batch_size=max(1, self.batch_size),
+                                                          state_path=sp)
+            # AutoAttack's labels come from its own batches; an adaptive ODE solver couples the
+            # examples of a batch, so the re-evaluation may differ: count where it does
+            if y_aa is not None and y_aa.shape == y.shape:
+                own = torch.cat([predict(self.model, x_adv[i:i + self.batch_size].to(x.device))
+                                 for i in range(0, len(x_adv), max(1, self.batch_size))])
+                self.disagreements = int((own.cpu() != y_aa.cpu()).sum())
         finally:
             log.removeHandler(handler)
             log.propagate = old_prop
@@ -521,7 +595,7 @@ class ReferenceAutoAttack(Attack):
                 "square": {"queries": self.square_queries, "p_init": aa.square.p_init,
                            "restarts": aa.square.n_restarts},
                 "steps": aa.apgd.n_iter, "step_size": None,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "label_disagreements": self.disagreements}
 
 
 class ComponentAutoAttack(Attack):
@@ -572,7 +646,9 @@ class ComponentAutoAttack(Attack):
         return {**super().describe(), "version": "standard", "reference": False,
                 "components": [n for n, _ in self.components], "steps": self.steps,
                 "step_size": None, "target_classes": self.targets,
-                "square": {"queries": self.square_queries, "p_init": 0.8}, "warnings": []}
+                "square": {"queries": self.square_queries, "p_init": 0.8},
+                "warnings": ["not the reference implementation: torchattacks components "
+                             "(install pyautoattack for Croce & Hein's AutoAttack)"]}
 
 
 # --------------------------------------------------------------------------- factory
@@ -580,128 +656,166 @@ def _paper_step(eps: float, step_size: float | None) -> float:
     return float(step_size) if step_size is not None else eps * PAPER_STEP_FRACTION
 
 
-def make_attack(name: str, model: nn.Module, eps: float, steps: int = PAPER_STEPS,
-                step_size: float | None = None, seed: int = 0, **kw) -> Attack:
-    """Build the attack ``name`` against ``model`` (input contract: module docstring).
+def _ta():
+    import torchattacks
+    return torchattacks
 
-    Names and defaults (``step_size`` defaults to ``eps/8`` for the iterative paper attacks):
 
-    ============ ==========================================================================
-    ``fgsm``     one step of size ``eps`` (torchattacks FGSM; ``steps`` ignored)
-    ``bim``      torchattacks BIM, ``steps`` iterations, step ``eps/8``
-    ``pgd``      torchattacks PGD, random start, ``steps``, step ``eps/8``, CE loss
-    ``apgd``     torchattacks APGD-CE, ``steps``, 1 restart, ρ 0.75 (step-size free: starts
-                 at ``2·eps`` and adapts; ``step_size`` is ignored)
-    ``apgd-dlr`` the same on the DLR loss
-    ``jitter``   torchattacks Jitter, ``steps``, step ``eps/8``, scale 10, std 0.1
-    ``vnifgsm``  torchattacks VNI-FGSM, ``steps``, step ``eps/8``, decay 1.0, N 5, β 1.5;
-                 ``surrogate=`` (model) crafts on that model and transfers (black box)
-    ``square``   torchattacks Square, margin loss, ``n_queries`` (default 5000), p_init 0.8,
-                 1 restart
-    ``pgd-margin``  :class:`MarginPGD` (``restarts`` 5, ``loss`` dlr, ``steps`` as given)
-    ``autoattack``  reference AutoAttack (``pyautoattack``) when installed, else
-                 :class:`ComponentAutoAttack` (``num_classes=`` needed); ``reference=True``
-                 makes a missing package an error
-    ============ ==========================================================================
+def _fgsm(model, eps, steps, step_size, seed, solver):
+    return TorchAttack("fgsm", model, eps, lambda m: _ta().FGSM(m, eps=eps),
+                       {"steps": 1, "step_size": eps, "loss": "ce"}, seed, solver)
 
-    ``solver=`` (dict) crafts a white-box attack under :func:`~zubovnet.models.solver_override`.
-    Unknown keyword arguments are an error.
-    """
-    import torchattacks as ta
 
-    name = name.lower()
-    solver = kw.pop("solver", None)
-    alpha = _paper_step(eps, step_size)
+def _bim(model, eps, steps, step_size, seed, solver):
+    a = _paper_step(eps, step_size)
+    return TorchAttack("bim", model, eps, lambda m: _ta().BIM(m, eps=eps, alpha=a, steps=steps),
+                       {"steps": steps, "step_size": a, "loss": "ce", "random_start": False},
+                       seed, solver)
 
-    def done():
-        if kw:
-            raise TypeError(f"make_attack({name!r}): unexpected arguments {sorted(kw)}")
 
-    if name == "fgsm":
-        done()
-        return TorchAttack("fgsm", model, eps, lambda m: ta.FGSM(m, eps=eps),
-                           {"steps": 1, "step_size": eps, "loss": "ce"}, seed, solver)
-    if name == "bim":
-        done()
-        return TorchAttack("bim", model, eps,
-                           lambda m: ta.BIM(m, eps=eps, alpha=alpha, steps=steps),
-                           {"steps": steps, "step_size": alpha, "loss": "ce",
-                            "random_start": False}, seed, solver)
-    if name == "pgd":
-        done()
-        return TorchAttack("pgd", model, eps,
-                           lambda m: ta.PGD(m, eps=eps, alpha=alpha, steps=steps,
-                                            random_start=True),
-                           {"steps": steps, "step_size": alpha, "loss": "ce",
-                            "random_start": True}, seed, solver)
-    if name in ("apgd", "apgd-ce", "apgd-dlr"):
-        loss = "dlr" if name == "apgd-dlr" else "ce"
-        restarts = kw.pop("restarts", 1)
-        rho = kw.pop("rho", 0.75)
-        done()
-        return TorchAttack(name if name != "apgd-ce" else "apgd", model, eps,
-                           lambda m: ta.APGD(m, norm="Linf", eps=eps, steps=steps,
-                                             n_restarts=restarts, seed=seed, loss=loss, rho=rho),
+def _pgd(model, eps, steps, step_size, seed, solver):
+    a = _paper_step(eps, step_size)
+    return TorchAttack("pgd", model, eps,
+                       lambda m: _ta().PGD(m, eps=eps, alpha=a, steps=steps, random_start=True),
+                       {"steps": steps, "step_size": a, "loss": "ce", "random_start": True},
+                       seed, solver)
+
+
+def _apgd(loss):
+    def build(model, eps, steps, step_size, seed, solver, restarts, rho):
+        name = "apgd" if loss == "ce" else "apgd-dlr"
+        return TorchAttack(name, model, eps,
+                           lambda m: _ta().APGD(m, norm="Linf", eps=eps, steps=steps,
+                                                n_restarts=restarts, seed=seed, loss=loss,
+                                                rho=rho),
                            {"steps": steps, "step_size": None, "step_rule": "adaptive (APGD)",
                             "loss": loss, "restarts": restarts, "rho": rho}, seed, solver)
-    if name == "jitter":
-        scale, std = kw.pop("scale", 10), kw.pop("std", 0.1)
-        done()
-        return TorchAttack("jitter", model, eps,
-                           lambda m: ta.Jitter(m, eps=eps, alpha=alpha, steps=steps, scale=scale,
-                                               std=std, random_start=True),
-                           {"steps": steps, "step_size": alpha, "loss": "jitter",
-                            "scale": scale, "std": std, "random_start": True}, seed, solver)
-    if name == "vnifgsm":
-        surrogate = kw.pop("surrogate", None)
-        surrogate_name = kw.pop("surrogate_name", "surrogate")
-        decay, N, beta = kw.pop("decay", 1.0), kw.pop("N", 5), kw.pop("beta", 1.5)
-        done()
-        target = surrogate if surrogate is not None else model
-        src = TorchAttack("vnifgsm", target, eps,
-                          lambda m: ta.VNIFGSM(m, eps=eps, alpha=alpha, steps=steps, decay=decay,
-                                               N=N, beta=beta),
-                          {"steps": steps, "step_size": alpha, "loss": "ce", "decay": decay,
-                           "N": N, "beta": beta}, seed, solver)
-        return TransferAttack(model, src, surrogate_name) if surrogate is not None else src
-    if name == "square":
-        q = kw.pop("n_queries", 5000)
-        p_init = kw.pop("p_init", 0.8)
-        restarts = kw.pop("restarts", 1)
-        done()
-        return TorchAttack("square", model, eps,
-                           lambda m: ta.Square(m, norm="Linf", eps=eps, n_queries=q,
-                                               n_restarts=restarts, p_init=p_init, loss="margin",
-                                               resc_schedule=True, seed=seed),
-                           {"steps": q, "queries": q, "step_size": None, "loss": "margin",
-                            "p_init": p_init, "restarts": restarts,
-                            "threat": "query-based black box"}, seed, None)
-    if name in ("pgd-margin", "pgd-dlr", "pgd-cw"):
-        loss = kw.pop("loss", {"pgd-cw": "cw"}.get(name, "dlr"))
-        restarts = kw.pop("restarts", 5)
-        random_start = kw.pop("random_start", True)
-        done()
+    return build
+
+
+def _jitter(model, eps, steps, step_size, seed, solver, scale, std):
+    a = _paper_step(eps, step_size)
+    return TorchAttack("jitter", model, eps,
+                       lambda m: _ta().Jitter(m, eps=eps, alpha=a, steps=steps, scale=scale,
+                                              std=std, random_start=True),
+                       {"steps": steps, "step_size": a, "loss": "jitter", "scale": scale,
+                        "std": std, "random_start": True}, seed, solver)
+
+
+def _vnifgsm(model, eps, steps, step_size, seed, solver, surrogate, surrogate_name, decay, N,
+             beta):
+    a = _paper_step(eps, step_size)
+    target = surrogate if surrogate is not None else model
+    src = TorchAttack("vnifgsm", target, eps,
+                      lambda m: _ta().VNIFGSM(m, eps=eps, alpha=a, steps=steps, decay=decay, N=N,
+                                              beta=beta),
+                      {"steps": steps, "step_size": a, "loss": "ce", "decay": decay, "N": N,
+                       "beta": beta}, seed, solver)
+    return TransferAttack(model, src, surrogate_name) if surrogate is not None else src
+
+
+def _square(model, eps, steps, step_size, seed, solver, n_queries, p_init, restarts):
+    return TorchAttack("square", model, eps,
+                       lambda m: _ta().Square(m, norm="Linf", eps=eps, n_queries=n_queries,
+                                              n_restarts=restarts, p_init=p_init, loss="margin",
+                                              resc_schedule=True, seed=seed),
+                       {"steps": n_queries, "queries": n_queries, "step_size": None,
+                        "loss": "margin", "p_init": p_init, "restarts": restarts,
+                        "threat": "query-based black box"}, seed, None)
+
+
+def _margin_pgd(default_loss):
+    def build(model, eps, steps, step_size, seed, solver, loss, restarts, random_start):
         return MarginPGD(model, eps, steps=steps, restarts=restarts, step_size=step_size,
-                         loss=loss, random_start=random_start, seed=seed, solver=solver)
-    if name == "autoattack":
-        reference = kw.pop("reference", None)
-        num_classes = kw.pop("num_classes", None)
-        square_queries = kw.pop("square_queries", None)
-        batch_size = kw.pop("batch_size", 250)
-        done()
-        if reference_autoattack_available():
-            return ReferenceAutoAttack(model, eps, seed=seed, square_queries=square_queries,
-                                       batch_size=batch_size)
-        if reference:
-            raise ImportError("the reference AutoAttack needs the 'pyautoattack' package "
-                              "(pip install pyautoattack)")
-        if num_classes is None:
-            raise ValueError("ComponentAutoAttack needs num_classes=")
-        return ComponentAutoAttack(model, eps, num_classes, seed=seed,
-                                   square_queries=square_queries or 5000, batch_size=batch_size)
-    raise KeyError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
+                         loss=loss or default_loss, random_start=random_start, seed=seed,
+                         solver=solver)
+    return build
 
 
-ATTACKS: tuple[str, ...] = ("fgsm", "bim", "pgd", "apgd", "apgd-dlr", "jitter", "vnifgsm",
-                            "square", "pgd-margin", "autoattack")
-"""Names accepted by :func:`make_attack`."""
+def _autoattack(model, eps, steps, step_size, seed, solver, reference, num_classes,
+                square_queries, batch_size, state_path):
+    if reference_autoattack_available():
+        return ReferenceAutoAttack(model, eps, seed=seed, square_queries=square_queries,
+                                   batch_size=batch_size, state_path=state_path)
+    if reference:
+        raise ImportError("the reference AutoAttack needs the 'pyautoattack' package "
+                          "(pip install pyautoattack)")
+    if num_classes is None:
+        raise ValueError("ComponentAutoAttack needs num_classes=")
+    return ComponentAutoAttack(model, eps, num_classes, seed=seed,
+                               square_queries=square_queries or SQUARE_QUERIES,
+                               batch_size=batch_size)
+
+
+SQUARE_QUERIES: int = 5000
+"""Square's query budget in the paper protocol, the rigorous protocol and AutoAttack."""
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One entry of :data:`ATTACK_SPECS`: ``build(model, eps, steps, step_size, seed, solver,
+    **options)``, the options it accepts with their defaults, its aliases and a line of doc."""
+    name: str
+    build: Callable[..., Attack]
+    options: dict = field(default_factory=dict)
+    aliases: tuple = ()
+    doc: str = ""
+
+
+ATTACK_SPECS: dict[str, AttackSpec] = {s.name: s for s in (
+    AttackSpec("fgsm", _fgsm, doc="one step of size eps (torchattacks FGSM; steps ignored)"),
+    AttackSpec("bim", _bim, doc="torchattacks BIM, steps iterations, step eps/8"),
+    AttackSpec("pgd", _pgd, doc="torchattacks PGD, random start, steps, step eps/8, CE loss"),
+    AttackSpec("apgd", _apgd("ce"), {"restarts": 1, "rho": 0.75}, ("apgd-ce",),
+               "torchattacks APGD-CE, steps, 1 restart, rho 0.75 (adaptive step)"),
+    AttackSpec("apgd-dlr", _apgd("dlr"), {"restarts": 1, "rho": 0.75},
+               doc="the same on the DLR loss"),
+    AttackSpec("jitter", _jitter, {"scale": 10, "std": 0.1},
+               doc="torchattacks Jitter, steps, step eps/8, scale 10, std 0.1"),
+    AttackSpec("vnifgsm", _vnifgsm, {"surrogate": None, "surrogate_name": "surrogate",
+                                     "decay": 1.0, "N": 5, "beta": 1.5},
+               doc="torchattacks VNI-FGSM; surrogate= crafts on that model and transfers"),
+    AttackSpec("square", _square, {"n_queries": SQUARE_QUERIES, "p_init": 0.8, "restarts": 1},
+               doc="torchattacks Square, margin loss, n_queries, p_init 0.8, 1 restart"),
+    AttackSpec("pgd-margin", _margin_pgd("dlr"), {"loss": None, "restarts": 5,
+                                                  "random_start": True},
+               ("pgd-dlr",), "MarginPGD: restarts 5, DLR loss, worst iterate kept"),
+    AttackSpec("pgd-cw", _margin_pgd("cw"), {"loss": None, "restarts": 5, "random_start": True},
+               doc="MarginPGD on the CW margin"),
+    AttackSpec("autoattack", _autoattack, {"reference": None, "num_classes": None,
+                                           "square_queries": None, "batch_size": 250,
+                                           "state_path": None},
+               doc="reference AutoAttack (pyautoattack), else ComponentAutoAttack "
+                   "(num_classes= needed); reference=True makes a missing package an error"),
+)}
+_ALIASES = {a: s.name for s in ATTACK_SPECS.values() for a in s.aliases}
+
+
+def attack_names() -> tuple[str, ...]:
+    """Every name :func:`make_attack` accepts (canonical names and aliases)."""
+    return tuple(ATTACK_SPECS) + tuple(_ALIASES)
+
+
+def make_attack(name: str, model: nn.Module, eps: float, steps: int = PAPER_STEPS,
+                step_size: float | None = None, seed: int = 0, **kw) -> Attack:
+    """Build the attack ``name`` (or an alias) of :data:`ATTACK_SPECS` against ``model``.
+
+    ``step_size`` defaults to ``eps/8`` for the iterative paper attacks; ``solver=`` (dict)
+    crafts a white-box attack under :func:`~zubovnet.models.solver_override`; every other
+    keyword must be one of the spec's options (an unknown one is an error naming the valid ones).
+    """
+    key = name.lower()
+    key = _ALIASES.get(key, key)
+    spec = ATTACK_SPECS.get(key)
+    if spec is None:
+        raise KeyError(f"unknown attack {name!r}; known: {', '.join(attack_names())}")
+    solver = kw.pop("solver", None)
+    unknown = sorted(set(kw) - set(spec.options))
+    if unknown:
+        raise TypeError(f"make_attack({name!r}): unexpected arguments {unknown}; "
+                        f"valid: {sorted(spec.options) + ['solver']}")
+    return spec.build(model, eps, steps, step_size, seed, solver, **{**spec.options, **kw})
+
+
+ATTACKS: tuple[str, ...] = tuple(ATTACK_SPECS)
+"""Canonical names accepted by :func:`make_attack` (the keys of :data:`ATTACK_SPECS`)."""

@@ -9,8 +9,14 @@
 
 ``eval`` loads each checkpoint with :func:`zubovnet.load_checkpoint`, evaluates it on the
 test split of the dataset of its configuration, prints every number with the verdicts beside
-it and writes the record (default ``<checkpoint folder>/eval_<suite>.json``).  ``table``
-renders records (files, or folders holding ``eval_*.json``) as Markdown.
+it and writes the record (default ``<checkpoint folder>/eval_<suite>.json``).  While it runs,
+per-image results go to ``<record>.state.json``; run again with the same arguments after an
+interruption, it continues from there (``docs/evaluation.md``).  An existing record is not
+replaced unless ``--overwrite`` is given.  ``table`` renders records (files, or folders holding
+``eval_*.json``) as Markdown.
+
+Exit status of ``eval``: **0** every check passed (or is n/a), **1** at least one check
+FLAGged (read the verdicts), **2** an error (bad arguments, a missing file, a failed run).
 
 Wire into a main parser with ``add_eval_arguments(sub.add_parser("eval"))`` and
 ``run_eval(args)`` (and the same for ``table``); both return a process exit code.
@@ -18,6 +24,7 @@ Wire into a main parser with ``add_eval_arguments(sub.add_parser("eval"))`` and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -58,12 +65,17 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     """Add the arguments of ``zubovnet eval`` to ``parser``."""
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT",
                         help="checkpoint folders (run folder, checkpoints/ or epoch folder)")
-    parser.add_argument("--suite", default="clean", choices=SUITES + ("all",),
+    parser.add_argument("--suite", default="clean", choices=tuple(SUITES) + ("all",),
                         help="evaluation suite (default: clean)")
-    parser.add_argument("--n", type=int, default=1000, help="number of test images (default 1000)")
+    parser.add_argument("--n", type=_positive, default=1000,
+                        help="number of test images (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    parser.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--batch-size", type=_positive, default=256,
+                        help="batch size (default 256)")
+    parser.add_argument("--device", type=_device, default="auto",
+                        help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing record (default: refuse)")
     parser.add_argument("--surrogate", action="append", default=[], metavar="CKPT",
                         help="checkpoint VNI-FGSM is crafted on (repeatable)")
     parser.add_argument("--out", default=None, metavar="RECORD.json",
@@ -78,6 +90,23 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _device(text: str) -> str:
+    import re
+    if text in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda, cuda:N or auto")
+
+
 def _model_name(cfg, meta, path) -> str:
     name = getattr(cfg, "name", None)
     if name and name != "experiment":
@@ -86,40 +115,81 @@ def _model_name(cfg, meta, path) -> str:
     return model or Path(path).name
 
 
+def _check_writable(path: Path) -> None:
+    """Fail now, not after the evaluation, if the record cannot be written at ``path``."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise NotADirectoryError(f"cannot write the record {path}: {parent} is not a folder")
+    parent.mkdir(parents=True, exist_ok=True)
+    probe = parent / f".{path.name}.probe{os.getpid()}"
+    try:
+        probe.write_text("")
+    except OSError as e:
+        raise PermissionError(f"cannot write the record {path}: {e.strerror or e}") from None
+    finally:
+        if probe.exists():
+            probe.unlink()
+
+
 def run_eval(args: argparse.Namespace) -> int:
-    """Evaluate every checkpoint of ``args`` (see :func:`add_eval_arguments`); exit code."""
+    """Evaluate every checkpoint of ``args`` (see :func:`add_eval_arguments`); exit code
+    0 (all checks pass), 1 (a check FLAGged), 2 (an error)."""
     from .suites import evaluate
 
     if args.out and len(args.checkpoints) > 1:
         print("error: --out needs exactly one checkpoint", file=sys.stderr)
         return 2
     device = _resolve_device(args.device)
+    if device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            print(f"error: --device {args.device}: CUDA is not available on this machine",
+                  file=sys.stderr)
+            return 2
     settings = EvalSettings()
     if args.square_queries is not None:
         settings.square_queries = args.square_queries
         settings.rigorous.square_queries = args.square_queries
+    # every output path is checked before any work
+    outs = [Path(args.out) if args.out else default_out_path(ck, args.suite)
+            for ck in args.checkpoints]
+    for ck, out in zip(args.checkpoints, outs):
+        if not Path(ck).exists() and not str(ck).startswith("pretrained:"):
+            print(f"error: no checkpoint at {ck}", file=sys.stderr)
+            return 2
+        if out.exists() and not getattr(args, "overwrite", False):
+            print(f"error: the record {out} exists; pass --overwrite to replace it, or --out "
+                  "to write elsewhere", file=sys.stderr)
+            return 2
+        _check_writable(out)
     surrogates = []
     for sp in args.surrogate:
         smodel, scfg, smeta = load_checkpoint(sp, device=device)
         surrogates.append((_model_name(scfg, smeta, sp), smodel))
     flagged = 0
-    for ck in args.checkpoints:
+    for ck, out in zip(args.checkpoints, outs):
         model, cfg, meta = load_checkpoint(ck, device=device)
         test = build_test_set(cfg)
         name = (args.name if (args.name and len(args.checkpoints) == 1)
                 else _model_name(cfg, meta, ck))
+        state_path = out.with_name(out.name + ".state.json")
         record = evaluate(model, test, args.suite, n=args.n, seed=args.seed,
                           batch_size=args.batch_size, device=device, surrogate=surrogates or None,
                           progress=not args.no_progress, model_name=name, meta=meta,
                           config=cfg, checkpoint=str(meta.get("path", ck)), settings=settings,
-                          subset=args.subset, dataset_name=getattr(cfg.data, "name", None))
-        out = Path(args.out) if args.out else default_out_path(ck, args.suite)
+                          subset=args.subset, dataset_name=getattr(cfg.data, "name", None),
+                          state_path=str(state_path))
         write_record(record, out)
+        from .state import EvalState
+        EvalState(state_path, "").remove()
         print(format_summary(record))
+        if record.get("resumed"):
+            print("  (resumed from a saved evaluation state)")
         print(f"  record: {out}")
         flagged += sum(v["status"] == "FLAG" for v in record["verdicts"])
     if flagged:
         print(f"{flagged} check(s) FLAGGED: see the verdicts above", file=sys.stderr)
+        return 1
     return 0
 
 

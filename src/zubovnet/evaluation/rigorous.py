@@ -1,44 +1,24 @@
-"""The rigorous protocol (SPEC §5): stronger attacks and gradient-masking checks.
+"""The rigorous protocol: stronger attacks and gradient-masking checks (``docs/evaluation.md``).
 
 Robustness claims on Neural ODEs are often gradient masking (Huang et al. 2022): the adaptive
 solver, saturating heads or a non-differentiable step inside ``forward`` hide the adversarial
-directions from gradient-based attacks while black-box attacks and larger budgets still find
-them.  This module runs, at ``eps = 8/255`` by default:
+directions from gradient attacks while black-box attacks and larger budgets still find them.
+At ``eps = 8/255`` (L∞) by default this runs, each stage on every image of the sample:
 
 * reference AutoAttack (standard);
-* PGD with a margin loss (DLR by default), 50 steps, 5 random restarts, worst case per
-  example (:class:`~zubovnet.evaluation.attacks.MarginPGD`);
-* APGD-CE (100 steps) and Square (black box, 5,000 queries) on every example;
-* for ODE models, the margin PGD crafted through a fixed-step RK4 solve and evaluated under
-  the model's own solver;
-* the margin PGD at ``eps = 0.5`` (every classifier must fall to ≈ 0 there),
+* PGD on the DLR margin and PGD on the CW margin, 50 steps × 5 random restarts each, worst
+  iterate per example (:class:`~zubovnet.evaluation.attacks.MarginPGD`) — the DLR margin is
+  scale-invariant but degenerates on logits whose foreign entries saturate at one value (the
+  Zubov-Net's log-space logits do: its denominator ``z_π1 − z_π3`` is then tiny for the runner-up
+  pair), the CW margin does not, so both run;
+* APGD-CE (100 steps) and Square (black box, 5,000 queries);
+* ODE models: the DLR margin PGD crafted through a fixed-step RK4 solve with the **same** steps
+  and restarts, evaluated under the model's own solver;
+* the CW margin PGD at ``eps = 0.5``, where every classifier must fall;
 
-and the checks below, each returning a verdict ``{check, status: pass|FLAG|n/a, reason,
-numbers}`` (:func:`~zubovnet.evaluation.records.verdict`) that the evaluator prints beside the
-numbers:
-
-* ``attack_errors``: FLAG if an attack stage failed because the ODE solver could not integrate
-  an adversarial input (the stage is recorded with ``accuracy: null`` and excluded from the
-  worst case; the checks that need it are n/a).
-* ``gradients_finite``: FLAG if an input gradient contains NaN/Inf.
-* ``zero_gradients``: FLAG if the fraction of examples whose margin gradient is exactly zero
-  exceeds ``zero_grad_threshold`` (0).
-* ``gradient_informative``: the ratio of the actual margin decrease along ``−sign ∇m`` (a
-  step of ``fd_step`` = 1/255) to its first-order prediction should lie in ``[1/2, 2]``
-  (``fd_ratio_band``); FLAG if that holds for fewer than ``fd_agree_threshold`` (50%) of the
-  examples.
-* ``large_eps``: FLAG if accuracy at ``large_eps`` (0.5) is above ``large_eps_threshold`` (5%).
-* ``square_vs_apgd``: FLAG if Square accuracy is below APGD-CE accuracy by more than
-  ``square_gap_threshold`` (3 points).
-* ``weak_vs_strong``: FLAG if paper-protocol PGD-10 accuracy exceeds the worst case over the
-  rigorous attacks by more than ``weak_gap_threshold`` (5 points).
-* ``autoattack_flags``: FLAG if the reference AutoAttack raised one of its own sanity warnings.
-* ``solver_gradients``: FLAG if the median cosine of ``∇_x CE`` under the model's solver vs a
-  fixed-step RK4 solve (step 0.05) is below ``solver_cos_threshold`` (0.9); n/a without ODE.
-* ``adjoint_gradients``: FLAG if the median cosine of ``∇_x CE`` with the adjoint method vs
-  direct backpropagation is below ``adjoint_cos_threshold`` (0.9); n/a without ODE.
-* ``rk4_attack``: FLAG if the margin PGD crafted through RK4 beats the one through the
-  model's solver by more than ``weak_gap_threshold``; n/a without ODE.
+and takes the per-example worst case over all of them and over the paper protocol's white-box
+attacks at the same ``eps`` (when the ``attacks`` suite ran).  The verdicts are the functions of
+:mod:`zubovnet.evaluation.checks`.
 
 Input contract: ``x`` ``(n, C, H, W)`` in [0, 1] and ``y`` ``(n,)`` on the CPU (batches move to
 ``device``); the model is in eval mode (asserted by every attack).
@@ -46,36 +26,29 @@ Input contract: ``x`` ``(n, C, H, W)`` in [0, 1] and ``y`` ``(n,)`` on the CPU (
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 
-from .attacks import (MarginPGD, PAPER_STEP_FRACTION, assert_eval_mode, eps_label,
-                      input_gradient, make_attack, margin, run_attack)
-from .records import result_entry, verdict
+from . import checks
+from .attacks import (PAPER_STEP_FRACTION, PAPER_STEPS, SOLVER_ERRORS, SQUARE_QUERIES,
+                      MarginPGD, assert_eval_mode, eps_label, input_gradient, make_attack,
+                      run_attack)
+from .records import result_entry
 
 __all__ = ["SOLVER_ERRORS", "RigorousSettings", "RigorousResult", "cosine_per_example",
            "gradient_checks", "solver_checks", "run_rigorous", "CHECKS"]
 
+cosine_per_example = checks.cosine_per_example
 
-def _solver_errors() -> tuple:
-    try:
-        from ..models import StepSizeUnderflowError
-        return (StepSizeUnderflowError,)
-    except Exception:  # pragma: no cover
-        return ()
-
-
-SOLVER_ERRORS: tuple = _solver_errors()
-"""Exceptions of an ODE solve on an adversarial input; the stage is recorded as failed
-(``status: "error: ..."``, accuracy ``null``) and the ``attack_errors`` check FLAGs."""
-
-CHECKS = ("attack_errors", "gradients_finite", "zero_gradients", "gradient_informative",
-          "large_eps", "square_vs_apgd", "weak_vs_strong", "autoattack_flags",
+CHECKS = ("solver_failures", "gradients_finite", "zero_gradients", "gradient_informative",
+          "large_eps", "square_vs_apgd", "weak_vs_strong", "autoattack", "autoattack_labels",
           "solver_gradients", "adjoint_gradients", "rk4_attack")
 """Checks of the rigorous protocol, in the order they are reported."""
+
+ADAPTIVE_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5")
 
 
 @dataclass
@@ -86,140 +59,70 @@ class RigorousSettings:
     aa_square_queries: Optional[int] = None  # None: reference 5,000 (override: not reference)
     pgd_steps: int = 50                  # margin PGD: iterations per restart
     pgd_restarts: int = 5                # margin PGD: random restarts (worst case kept)
-    pgd_loss: str = "dlr"                # dlr|cw
+    pgd_losses: tuple = ("dlr", "cw")    # one margin PGD per loss, all in the worst case
     pgd_step_size: Optional[float] = None  # None: 2.5 eps / steps
-    weak_steps: int = 10                 # the paper-protocol PGD compared with (CE, step eps/8)
-    weak_gap_threshold: float = 0.05     # FLAG: PGD-10 acc − worst-case acc above this
+    weak_steps: int = PAPER_STEPS        # the paper-protocol PGD compared with (CE, step eps/8)
+    weak_gap_threshold: float = 0.05     # weak_vs_strong: FLAG above this gap
     apgd_steps: int = 100                # white-box APGD-CE of the Square comparison
-    square_queries: int = 5000           # black-box Square of the comparison
-    square_gap_threshold: float = 0.03   # FLAG: APGD acc − Square acc above this
+    square_queries: int = SQUARE_QUERIES  # black-box Square of the comparison
+    square_gap_threshold: float = 0.03   # square_vs_apgd: FLAG if Square-only breaks exceed this share
     large_eps: float = 0.5               # budget at which accuracy must be ~0
     large_eps_steps: int = 50
     large_eps_restarts: int = 1
-    large_eps_threshold: float = 0.05    # FLAG: accuracy at large_eps above this
+    large_eps_loss: str = "cw"
+    large_eps_threshold: float = 0.05    # large_eps: FLAG if more clean-correct images survive
     rk4_attack: bool = True              # ODE models: margin PGD crafted through RK4
     rk4_step: float = 0.05               # fixed step of the RK4 reference solver
-    rk4_restarts: int = 1
+    rk4_gap_threshold: float = 0.02      # rk4_attack: FLAG if RK4-only breaks exceed this share
     grad_n: int = 64                     # examples used by the gradient checks
-    zero_grad_threshold: float = 0.0     # FLAG: fraction of all-zero margin gradients above
+    zero_grad_threshold: float = 0.0     # zero_gradients: FLAG above this share
     fd_step: float = 1 / 255             # step of the first-order (informativeness) test
     fd_ratio_band: float = 2.0           # actual/predicted decrease counts as agreeing in [1/b, b]
-    fd_agree_threshold: float = 0.5      # FLAG: fraction of agreeing examples below
-    solver_cos_threshold: float = 0.9    # FLAG: median cosine adaptive vs RK4 below
-    adjoint_cos_threshold: float = 0.9   # FLAG: median cosine adjoint vs direct below
+    fd_agree_threshold: float = 0.5      # gradient_informative: FLAG below this share
+    cos_quantile: float = 0.05           # solver/adjoint checks: the quantile of the cosine tested
+    solver_cos_threshold: float = 0.9    # solver_gradients: FLAG below
+    adjoint_cos_threshold: float = 0.9   # adjoint_gradients: FLAG below
+    adv_check_steps: int = 20            # PGD steps giving the adversarial points of those checks
 
 
 @dataclass
 class RigorousResult:
-    entries: list      # result entries (records.result_entry), keys "rigorous/<role>"
-    verdicts: list     # verdict dicts
-    masks: dict        # role -> robust mask (n,) bool
+    entries: list                        # result entries, keys "rigorous/<role>"
+    verdicts: list                       # verdict dicts
+    masks: dict                          # role -> robust mask (n,) bool
+    failures: dict = field(default_factory=dict)   # role -> solver failures
 
 
-# --------------------------------------------------------------------------- gradients
-def cosine_per_example(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12):
-    """Cosine similarity of the flattened rows of ``a`` and ``b`` ``(B, ...)``.
-
-    Returns ``(cos (B,), valid (B,) bool)``; rows where either vector is zero are invalid
-    (their cosine is set to NaN).
-    """
-    a, b = a.flatten(1).double(), b.flatten(1).double()
-    na, nb = a.norm(dim=1), b.norm(dim=1)
-    valid = (na > eps) & (nb > eps)
-    cos = (a * b).sum(1) / (na * nb).clamp_min(eps)
-    return torch.where(valid, cos, torch.full_like(cos, float("nan"))), valid
-
-
-def _stats(values: torch.Tensor) -> dict:
-    v = values[torch.isfinite(values)]
-    if v.numel() == 0:
-        return {"median": None, "min": None, "mean": None, "n": 0}
-    return {"median": v.median().item(), "min": v.min().item(), "mean": v.mean().item(),
-            "n": int(v.numel())}
-
-
-@torch.no_grad()
-def _margins(model, x, y, kind="cw"):
-    return margin(model(x), y, kind)
-
-
+# --------------------------------------------------------------------------- gradient checks
 def gradient_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                     settings: RigorousSettings | None = None) -> list[dict]:
-    """``gradients_finite``, ``zero_gradients``, ``gradient_informative`` on ``(x, y)``.
-
-    Gradients are those of the CW margin ``m = z_y − max_{k≠y} z_k`` (and of the CE loss)
-    wrt the input.  Informativeness: with ``d = −sign ∇m`` and ``x' = clip(x + h d)``, the
-    first-order prediction of the decrease is ``−∇m·(x' − x)``; the ratio of the actual
-    decrease ``m(x) − m(x')`` to it is ≈ 1 for a smooth model, and ≈ 0 or far above 1 when
-    the gradient does not describe the function (straight-through rounding, shattered
-    gradients); an example agrees when the ratio lies in ``[1/fd_ratio_band, fd_ratio_band]``.
-    ``x`` ``(B, C, H, W)`` in [0, 1] on the model's device.
-    """
+    """``gradients_finite``, ``zero_gradients``, ``gradient_informative`` on ``(x, y)`` (on
+    the model's device).  A solve that fails FLAGs all three."""
     s = settings or RigorousSettings()
-    g_m = input_gradient(model, x, y, "cw")
-    g_ce = input_gradient(model, x, y, "ce")
-    out = []
-    finite = bool(torch.isfinite(g_m).all() and torch.isfinite(g_ce).all())
-    out.append(verdict("gradients_finite", "pass" if finite else "FLAG",
-                       "input gradients are finite" if finite else
-                       "NaN/Inf in input gradients: attacks following them are meaningless",
-                       n=len(x)))
-    g_m = torch.nan_to_num(g_m, nan=0.0, posinf=0.0, neginf=0.0)
-    zero_m = (g_m.flatten(1).abs().sum(1) == 0)
-    zero_ce = (torch.nan_to_num(g_ce).flatten(1).abs().sum(1) == 0)
-    frac_m, frac_ce = zero_m.float().mean().item(), zero_ce.float().mean().item()
-    if frac_m > s.zero_grad_threshold:
-        st, why = "FLAG", (f"{int(zero_m.sum())}/{len(x)} examples have an all-zero margin "
-                           "gradient: masked gradients (detach, rounding or a constant region "
-                           "inside forward)")
-    elif frac_ce > 0:
-        st, why = "pass", (f"margin gradients non-zero; {int(zero_ce.sum())}/{len(x)} CE "
-                           "gradients are zero (saturated softmax): CE attacks stall there, "
-                           "margin attacks do not")
-    else:
-        st, why = "pass", "no example has an all-zero input gradient"
-    out.append(verdict("zero_gradients", st, why, frac_zero_margin=frac_m, frac_zero_ce=frac_ce,
-                       threshold=s.zero_grad_threshold, n=len(x)))
-    # first-order informativeness
-    keep = ~zero_m
-    if keep.sum() == 0:
-        out.append(verdict("gradient_informative", "n/a",
-                           "no example has a non-zero gradient (see zero_gradients)", n=0))
-        return out
-    xk, yk, gk = x[keep], y[keep], g_m[keep]
-    x1 = (xk - s.fd_step * gk.sign()).clamp(0, 1)
-    predicted = -(gk * (x1 - xk)).flatten(1).sum(1)
-    actual = _margins(model, xk, yk) - _margins(model, x1, yk)
-    ok = predicted > 1e-12
-    if ok.sum() == 0:
-        out.append(verdict("gradient_informative", "n/a",
-                           "the gradient step leaves no pixel free to move", n=0))
-        return out
-    ratio = actual[ok] / predicted[ok]
-    st = _stats(ratio)
-    agree = ((ratio >= 1 / s.fd_ratio_band) & (ratio <= s.fd_ratio_band)).float().mean().item()
-    status = "pass" if agree >= s.fd_agree_threshold else "FLAG"
-    why = (f"a step along the gradient sign changes the margin as predicted to first order "
-           f"for {100 * agree:.0f}% of the examples" if status == "pass" else
-           f"the first-order prediction holds for only {100 * agree:.0f}% of the examples: "
-           "the gradient does not describe the function (shattered, straight-through or "
-           "obfuscated gradients)")
-    out.append(verdict("gradient_informative", status, why, frac_agree=agree,
-                       median_ratio=st["median"], min_ratio=st["min"], n=st["n"],
-                       step=s.fd_step, band=s.fd_ratio_band, threshold=s.fd_agree_threshold))
-    return out
+    try:
+        g_m = input_gradient(model, x, y, "cw")
+        g_ce = input_gradient(model, x, y, "ce")
+        return [checks.check_gradients_finite(g_m, g_ce),
+                checks.check_zero_gradients(g_m, g_ce, s.zero_grad_threshold),
+                checks.check_gradient_informative(model, x, y, g_m, s.fd_step, s.fd_ratio_band,
+                                                  s.fd_agree_threshold)]
+    except SOLVER_ERRORS as err:
+        return [checks.solver_check_error(c, err)
+                for c in ("gradients_finite", "zero_gradients", "gradient_informative")]
 
 
 def solver_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                  settings: RigorousSettings | None = None) -> list[dict]:
+                  settings: RigorousSettings | None = None, seed: int = 0) -> list[dict]:
     """``solver_gradients`` and ``adjoint_gradients`` (``n/a`` without ODE blocks).
 
     Compares ``∇_x CE`` under the model's solver with a fixed-step RK4 solve (step
     ``rk4_step``; when the model already uses a fixed-grid solver, with dopri5 at
-    ``rtol = atol = 1e-5``), and with the adjoint method vs direct backpropagation through the
-    solver, by the per-example cosine similarity (median over examples).
+    ``rtol = atol = 1e-5``), and adjoint with direct backpropagation, by the per-example cosine
+    at the clean points and at adversarial points (a short CW-margin PGD at ``eps``); the low
+    quantile ``cos_quantile`` of each is tested (:func:`checks.check_solver_gradients`).
     """
     from ..models import ode_blocks, solver_override
+    from .records import verdict
 
     s = settings or RigorousSettings()
     blocks = ode_blocks(model)
@@ -227,65 +130,51 @@ def solver_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         return [verdict("solver_gradients", "n/a", "model has no ODE block"),
                 verdict("adjoint_gradients", "n/a", "model has no ODE block")]
     own = blocks[0].describe()
-    adaptive = own["solver"] in {"dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun"}
-    ref = ({"solver": "rk4", "step_size": s.rk4_step} if adaptive else
+    ref = ({"solver": "rk4", "step_size": s.rk4_step} if own["solver"] in ADAPTIVE_SOLVERS else
            {"solver": "dopri5", "rtol": 1e-5, "atol": 1e-5})
-    out = []
 
-    def grads(**over):
+    def grads(points, **over):
         with solver_override(model, **over):
-            return input_gradient(model, x, y, "ce")
+            return input_gradient(model, points, y, "ce")
 
-    def compare(check, a_fn, b_fn, threshold, what, **numbers):
+    try:
+        pgd = MarginPGD(model, s.eps, steps=s.adv_check_steps, restarts=1, loss="cw", seed=seed)
+        x_adv = pgd(x, y)
+    except SOLVER_ERRORS:
+        x_adv = None
+    out = []
+    for name, a_over, b_over, thr, fn in (
+            ("solver_gradients", {}, {**ref, "adjoint": False}, s.solver_cos_threshold,
+             checks.check_solver_gradients),
+            ("adjoint_gradients", {"adjoint": False}, {"adjoint": True}, s.adjoint_cos_threshold,
+             checks.check_adjoint_gradients)):
         try:
-            ga, gb = a_fn(), b_fn()
-        except Exception as e:  # a solve that fails under the reference settings is a finding
-            return verdict(check, "FLAG", f"{what}: solve failed ({type(e).__name__}: {e})",
-                           **numbers)
-        cos, valid = cosine_per_example(ga, gb)
-        st = _stats(cos)
-        if st["n"] == 0:
-            return verdict(check, "n/a", f"{what}: all gradients are zero", **numbers)
-        status = "pass" if st["median"] >= threshold else "FLAG"
-        why = (f"{what} agree (median cosine {st['median']:.3f})" if status == "pass" else
-               f"{what} disagree (median cosine {st['median']:.3f} < {threshold}): the "
-               "attack gradient depends on the solver, a sign of obfuscated gradients")
-        return verdict(check, status, why, median_cos=st["median"], min_cos=st["min"],
-                       mean_cos=st["mean"], n=st["n"], threshold=threshold, **numbers)
-
-    out.append(compare("solver_gradients", lambda: grads(), lambda: grads(**ref, adjoint=False),
-                       s.solver_cos_threshold, "gradients under the model's solver and "
-                       f"{ref['solver']}", model_solver=own, reference_solver=ref))
-    out.append(compare("adjoint_gradients", lambda: grads(adjoint=False),
-                       lambda: grads(adjoint=True), s.adjoint_cos_threshold,
-                       "adjoint and direct gradients", model_solver=own))
+            cos_c, _ = checks.cosine_per_example(grads(x, **a_over), grads(x, **b_over))
+            cos_a = None
+            if x_adv is not None:
+                cos_a, _ = checks.cosine_per_example(grads(x_adv, **a_over), grads(x_adv, **b_over))
+        except Exception as err:   # a solve that fails under either setting is a finding
+            out.append(checks.solver_check_error(name, err))
+            continue
+        out.append(fn(cos_c, cos_a, s.cos_quantile, thr, model_solver=own,
+                      reference_solver=ref if name == "solver_gradients" else None,
+                      n=len(x)))
     return out
 
 
 # --------------------------------------------------------------------------- protocol
-def _entry(role, correct_mask, clean_correct, attack_desc, solver, wall, extra=None):
-    robust = clean_correct & correct_mask
-    return result_entry(f"rigorous/{role}", "rigorous", "rigorous", int(robust.sum()),
-                        len(robust), attack=attack_desc, solver=solver, wall_time_s=wall,
-                        role=role,
-                        accuracy_adv_only=(correct_mask.float().mean().item()
-                                           if len(robust) else None),
-                        **(extra or {})), robust
-
-
 def run_rigorous(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clean_correct: torch.Tensor,
                  *, settings: RigorousSettings | None = None, batch_size: int = 256,
                  device: str | torch.device = "cpu", seed: int = 0, num_classes: int | None = None,
-                 solver: list | None = None, masks: dict | None = None,
+                 solver: list | None = None, masks: dict | None = None, state=None,
                  tick: Callable[[int], Any] | None = None,
                  stage: Callable[[str], Any] | None = None) -> RigorousResult:
     """Run the rigorous protocol on ``(x, y)`` (``(n, C, H, W)`` in [0, 1], ``(n,)``, CPU).
 
-    ``clean_correct``: ``(n,)`` bool, the clean predictions' correctness.  ``masks``: robust
-    masks already computed by the paper protocol (``"pgd@8/255"`` is reused when present).
-    ``solver``: the ODE blocks' ``describe()`` (recorded in each entry).  ``tick(k)`` advances
-    a progress bar by ``k`` examples per attacked batch; ``stage(name)`` names the stage.
-    Returns the entries (keys ``rigorous/<role>``), the verdicts and the robust masks.
+    ``clean_correct``: ``(n,)`` bool.  ``masks``: robust masks of the paper protocol's stages
+    (``"pgd@8/255"`` is reused as the paper PGD; every white-box ``"<attack>@<eps>"`` at this
+    ``eps`` joins the worst case).  ``state``: an :class:`~zubovnet.evaluation.state.EvalState`
+    (finished batches and checks are read back).  ``solver``: the ODE blocks' ``describe()``.
     """
     from ..models import ode_blocks
 
@@ -295,156 +184,111 @@ def run_rigorous(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clean_corre
     assert_eval_mode(model)
     num_classes = num_classes or int(model(x[:1].to(dev)).shape[1])
     lab = eps_label(s.eps)
-    entries, verdicts, robust_masks = [], [], {}
+    entries, verdicts, robust, failures = [], [], {}, {}
     has_ode = bool(ode_blocks(model))
 
-    errors: dict[str, str] = {}
-
-    def attack_stage(role, atk, extra=None):
+    def run_stage(role, atk, extra=None):
         if stage:
             stage(role)
         t0 = time.perf_counter()
-        try:
-            adv_correct = run_attack(model, atk, x, y, batch_size, dev, tick)
-        except SOLVER_ERRORS as err:  # an adversarial input the ODE solver cannot integrate
-            errors[role] = f"{type(err).__name__}: {err}"
-            e = {"key": f"rigorous/{role}", "suite": "rigorous", "protocol": "rigorous",
-                 "role": role, "accuracy": None, "correct": None, "n": len(x),
-                 "status": f"error: {errors[role]}", "attack_settings": atk.describe(),
-                 "eps": atk.eps, "eps_label": eps_label(atk.eps), "solver": solver,
-                 "wall_time_s": time.perf_counter() - t0}
-            entries.append(e)
-            return e, None
-        e, rob = _entry(role, adv_correct, clean_correct, atk.describe(), solver,
-                        time.perf_counter() - t0, extra)
+        cache = state.stage(f"rigorous/{role}") if state is not None else None
+        out = run_attack(model, atk, x, y, batch_size, dev, tick, cache=cache)
+        rob = clean_correct & out.correct
+        failures[role] = out.failures
+        e = result_entry(f"rigorous/{role}", "rigorous", "rigorous", int(rob.sum()), len(rob),
+                         attack=atk.describe(), solver=solver, wall_time_s=time.perf_counter() - t0,
+                         role=role, accuracy_adv_only=float(out.correct.float().mean())
+                         if len(rob) else None, solver_failures=out.failures,
+                         **(extra or {}))
         entries.append(e)
-        robust_masks[role] = rob
-        return e, rob
+        robust[role] = rob
+        return e, rob, out
 
-    def failed(check, *roles):
-        bad = [r for r in roles if r in errors]
-        if bad:
-            verdicts.append(verdict(check, "n/a", "attack failed: " +
-                                    "; ".join(f"{r}: {errors[r]}" for r in bad)))
-        return bool(bad)
-
-    # 1. the paper-protocol PGD at eps (reused from the attacks suite when available)
-    if f"pgd@{lab}" in masks and s.weak_steps == 10:
-        robust_masks["pgd_paper"] = masks[f"pgd@{lab}"]
-        weak_acc = robust_masks["pgd_paper"].float().mean().item()
+    # 1. the paper-protocol PGD at eps (reused from the attacks suite when it ran)
+    if f"pgd@{lab}" in masks and s.weak_steps == PAPER_STEPS:
+        weak = masks[f"pgd@{lab}"]
     else:
-        e, _ = attack_stage("pgd_paper", make_attack("pgd", model, s.eps, steps=s.weak_steps,
-                                                     step_size=s.eps * PAPER_STEP_FRACTION,
-                                                     seed=seed))
-        weak_acc = e["accuracy"]
+        _, weak, _ = run_stage("pgd_paper", make_attack(
+            "pgd", model, s.eps, steps=s.weak_steps, step_size=s.eps * PAPER_STEP_FRACTION,
+            seed=seed))
     # 2. reference AutoAttack
-    aa = None
+    aa = aa_out = None
     if s.autoattack:
+        aa_state = state.aux_path("autoattack") if state is not None else None
         aa = make_attack("autoattack", model, s.eps, seed=seed, num_classes=num_classes,
-                         square_queries=s.aa_square_queries, batch_size=batch_size)
-        attack_stage("autoattack", aa)
-    # 3. margin PGD with restarts
-    pgd = MarginPGD(model, s.eps, steps=s.pgd_steps, restarts=s.pgd_restarts,
-                    step_size=s.pgd_step_size, loss=s.pgd_loss, seed=seed)
-    e_pgd, _ = attack_stage("pgd_margin", pgd)
-    # 4. white-box APGD-CE vs black-box Square
-    e_apgd, _ = attack_stage("apgd", make_attack("apgd", model, s.eps, steps=s.apgd_steps,
+                         square_queries=s.aa_square_queries, batch_size=batch_size,
+                         state_path=str(aa_state) if aa_state else None)
+        _, _, aa_out = run_stage("autoattack", aa)
+    # 3. margin PGD with restarts, one per loss
+    for loss in s.pgd_losses:
+        role = "pgd_margin" if loss == "dlr" else f"pgd_{loss}"
+        run_stage(role, MarginPGD(model, s.eps, steps=s.pgd_steps, restarts=s.pgd_restarts,
+                                  step_size=s.pgd_step_size, loss=loss, seed=seed))
+    # 4. white-box APGD-CE and black-box Square
+    _, r_apgd, _ = run_stage("apgd", make_attack("apgd", model, s.eps, steps=s.apgd_steps,
                                                  seed=seed))
-    e_sq, _ = attack_stage("square", make_attack("square", model, s.eps, seed=seed,
+    _, r_sq, _ = run_stage("square", make_attack("square", model, s.eps, seed=seed,
                                                  n_queries=s.square_queries))
-    # 5. ODE models: craft through a fixed-step RK4 solve
-    e_rk4 = None
+    # 5. ODE models: the same margin PGD crafted through a fixed-step RK4 solve
+    r_rk4 = None
+    loss0 = s.pgd_losses[0]
+    role0 = "pgd_margin" if loss0 == "dlr" else f"pgd_{loss0}"
     if has_ode and s.rk4_attack:
-        rk4 = MarginPGD(model, s.eps, steps=s.pgd_steps, restarts=s.rk4_restarts,
-                        step_size=s.pgd_step_size, loss=s.pgd_loss, seed=seed,
-                        solver={"solver": "rk4", "step_size": s.rk4_step, "adjoint": False})
-        e_rk4, _ = attack_stage("pgd_margin_rk4", rk4)
-    # worst case at eps over every attack above
+        _, r_rk4, _ = run_stage("pgd_margin_rk4", MarginPGD(
+            model, s.eps, steps=s.pgd_steps, restarts=s.pgd_restarts, step_size=s.pgd_step_size,
+            loss=loss0, seed=seed, solver={"solver": "rk4", "step_size": s.rk4_step,
+                                           "adjoint": False}))
+    # worst case at eps over every attack above and the paper's white-box attacks at eps
     worst = clean_correct.clone()
-    for m in robust_masks.values():
+    over = sorted(robust)
+    for m in robust.values():
         worst &= m
+    paper = sorted(k for k in masks if k.endswith(f"@{lab}") and not k.startswith(
+        ("vnifgsm", "square", "autoattack")))
+    for k in paper:
+        worst &= masks[k]
     n = len(worst)
-    entries.append(result_entry("rigorous/worst_case", "rigorous", "rigorous",
-                                int(worst.sum()), n, solver=solver, role="worst_case",
-                                eps=s.eps, eps_label=lab, norm="Linf",
-                                over=sorted(robust_masks), seed=seed))
-    worst_acc = worst.float().mean().item() if n else 0.0
+    entries.append(result_entry("rigorous/worst_case", "rigorous", "rigorous", int(worst.sum()),
+                                n, solver=solver, role="worst_case", eps=s.eps, eps_label=lab,
+                                norm="Linf", over=over + paper, seed=seed))
+    worst_acc = float(worst.float().mean()) if n else 0.0
     # 6. large eps
-    big = MarginPGD(model, s.large_eps, steps=s.large_eps_steps, restarts=s.large_eps_restarts,
-                    loss=s.pgd_loss, seed=seed)
-    e_big, _ = attack_stage("large_eps", big)
-    robust_masks.pop("large_eps", None)
+    _, r_big, _ = run_stage("large_eps", MarginPGD(
+        model, s.large_eps, steps=s.large_eps_steps, restarts=s.large_eps_restarts,
+        loss=s.large_eps_loss, seed=seed))
+    robust.pop("large_eps", None)
 
     # ---- verdicts
-    verdicts.append(verdict(
-        "attack_errors", "FLAG" if errors else "pass",
-        ("attacks failed (excluded from the worst case): " +
-         "; ".join(f"{r}: {m}" for r, m in errors.items())) if errors else
-        "every attack ran to completion", failed=sorted(errors)))
-    if not failed("large_eps", "large_eps"):
-        big_acc = e_big["accuracy"]
-        verdicts.append(verdict(
-            "large_eps", "pass" if big_acc <= s.large_eps_threshold else "FLAG",
-            (f"accuracy at eps={eps_label(s.large_eps)} is {100 * big_acc:.1f}%" +
-             ("" if big_acc <= s.large_eps_threshold else
-              f" > {100 * s.large_eps_threshold:.0f}%: an attack that cannot break the model "
-              "at this budget is not finding the adversarial examples that exist")),
-            accuracy=big_acc, eps=s.large_eps, threshold=s.large_eps_threshold))
-    if not failed("square_vs_apgd", "apgd", "square"):
-        gap = e_apgd["accuracy"] - e_sq["accuracy"]
-        verdicts.append(verdict(
-            "square_vs_apgd", "pass" if gap <= s.square_gap_threshold else "FLAG",
-            (f"black-box Square {100 * e_sq['accuracy']:.1f}% vs white-box APGD "
-             f"{100 * e_apgd['accuracy']:.1f}%" +
-             ("" if gap <= s.square_gap_threshold else
-              ": the black-box attack is stronger than the white-box one, gradients are "
-              "masked")),
-            square=e_sq["accuracy"], apgd=e_apgd["accuracy"], gap=gap,
-            threshold=s.square_gap_threshold))
-    if not failed("weak_vs_strong", "pgd_paper"):
-        wgap = weak_acc - worst_acc
-        verdicts.append(verdict(
-            "weak_vs_strong", "pass" if wgap <= s.weak_gap_threshold else "FLAG",
-            (f"paper PGD-{s.weak_steps} {100 * weak_acc:.1f}% vs worst case "
-             f"{100 * worst_acc:.1f}%" +
-             ("" if wgap <= s.weak_gap_threshold else
-              ": the paper protocol overestimates robustness")),
-            pgd_paper=weak_acc, worst_case=worst_acc, gap=wgap, threshold=s.weak_gap_threshold))
+    verdicts.append(checks.check_solver_failures(failures, n))
+    verdicts.append(checks.check_large_eps(r_big, clean_correct, s.large_eps,
+                                           s.large_eps_threshold))
+    verdicts.append(checks.check_square_vs_apgd(r_apgd, r_sq, s.square_gap_threshold))
+    verdicts.append(checks.check_weak_vs_strong(float(weak.float().mean()), worst_acc,
+                                                s.weak_steps, s.weak_gap_threshold))
     if aa is None:
-        verdicts.append(verdict("autoattack_flags", "n/a", "AutoAttack not run"))
-    elif not failed("autoattack_flags", "autoattack"):
-        d = aa.describe()
-        warns = d.get("warnings", [])
-        note = "" if d.get("reference") else " (not the reference configuration)"
-        verdicts.append(verdict(
-            "autoattack_flags", "FLAG" if warns else "pass",
-            ("AutoAttack's own checks: " + "; ".join(warns) if warns else
-             "AutoAttack's own checks raised no warning") + note,
-            warnings=warns, reference=d.get("reference"), implementation=d.get("implementation")))
-    if e_rk4 is None:
-        verdicts.append(verdict("rk4_attack", "n/a",
-                                "model has no ODE block" if not has_ode else "disabled"))
-    elif not failed("rk4_attack", "pgd_margin", "pgd_margin_rk4"):
-        rgap = e_pgd["accuracy"] - e_rk4["accuracy"]
-        verdicts.append(verdict(
-            "rk4_attack", "pass" if rgap <= s.weak_gap_threshold else "FLAG",
-            (f"PGD through RK4 {100 * e_rk4['accuracy']:.1f}% vs through the model's solver "
-             f"{100 * e_pgd['accuracy']:.1f}%" +
-             ("" if rgap <= s.weak_gap_threshold else
-              ": attacking through a fixed-step solver is stronger, the adaptive solver masks "
-              "gradients")),
-            rk4=e_rk4["accuracy"], adaptive=e_pgd["accuracy"], gap=rgap,
-            threshold=s.weak_gap_threshold))
-    # gradient checks on the first grad_n examples
-    if stage:
-        stage("gradients")
-    xg, yg = x[:s.grad_n].to(dev), y[:s.grad_n].to(dev)
-    try:
-        verdicts.extend(gradient_checks(model, xg, yg, s))
-    except SOLVER_ERRORS as err:
-        for check in ("gradients_finite", "zero_gradients", "gradient_informative"):
-            verdicts.append(verdict(check, "n/a", f"solve failed: {type(err).__name__}: {err}"))
-    verdicts.extend(solver_checks(model, xg, yg, s))
+        from .records import verdict
+        verdicts.append(verdict("autoattack", "n/a", "AutoAttack not run (settings)"))
+    else:
+        verdicts.append(checks.check_autoattack(aa.describe()))
+        verdicts.append(checks.check_autoattack_labels(aa_out.disagreements, n))
+    if r_rk4 is None:
+        from .records import verdict
+        verdicts.append(verdict("rk4_attack", "n/a", "model has no ODE block" if not has_ode
+                                else "disabled in the settings"))
+    else:
+        verdicts.append(checks.check_rk4_attack(robust[role0], r_rk4, s.rk4_gap_threshold))
+    # gradient and solver checks on the first grad_n examples (cached as one stage)
+    cached = state.get("rigorous/gradient_checks") if state is not None else None
+    if cached is None:
+        if stage:
+            stage("gradients")
+        xg, yg = x[:s.grad_n].to(dev), y[:s.grad_n].to(dev)
+        cached = gradient_checks(model, xg, yg, s) + solver_checks(model, xg, yg, s, seed)
+        from .records import to_jsonable
+        cached = to_jsonable(cached)
+        if state is not None:
+            state.put("rigorous/gradient_checks", cached)
+    verdicts.extend(cached)
     order = {c: i for i, c in enumerate(CHECKS)}
     verdicts.sort(key=lambda v: order.get(v["check"], len(order)))
-    return RigorousResult(entries=entries, verdicts=verdicts, masks=robust_masks)
+    return RigorousResult(entries=entries, verdicts=verdicts, masks=robust, failures=failures)

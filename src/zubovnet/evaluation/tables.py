@@ -35,7 +35,8 @@ TABLE2_ATTACKS = (("FGSM", "fgsm"), ("PGD", "pgd"), ("BIM", "bim"), ("APGD", "ap
                   ("Jitter", "jitter"))
 TABLE2_EPS = ("8/255", "16/255")
 RIGOROUS_COLUMNS = (("Clean", "clean"), ("PGD-10", "rigorous/pgd_paper"),
-                    ("AutoAttack", "rigorous/autoattack"), ("PGD-margin", "rigorous/pgd_margin"),
+                    ("AutoAttack", "rigorous/autoattack"), ("PGD-DLR", "rigorous/pgd_margin"),
+                    ("PGD-CW", "rigorous/pgd_cw"),
                     ("APGD-CE", "rigorous/apgd"), ("Square", "rigorous/square"),
                     ("PGD-RK4", "rigorous/pgd_margin_rk4"), ("Worst case", "rigorous/worst_case"),
                     ("Acc@large eps", "rigorous/large_eps"))
@@ -151,6 +152,17 @@ def render_alignment_table(records: Iterable[dict]) -> str:
     return _md(header, rows) + "\n"
 
 
+def _mark(rec: dict, layout: str, header: str) -> str:
+    """``"†"`` on an AutoAttack cell whose run was not the reference configuration."""
+    key = {"table3": {"AA": "autoattack@16/255"},
+           "rigorous": {"AutoAttack": "rigorous/autoattack"}}.get(layout, {}).get(header)
+    if key is None:
+        return ""
+    e = rec.get("results", {}).get(key) or {}
+    ref = (e.get("attack_settings") or {}).get("reference")
+    return "†" if ref is False else ""
+
+
 def render_table(records: Iterable[dict], layout: str, digits: int = 2,
                  bold_best: bool = False) -> str:
     """Markdown table of ``records`` in ``layout`` (``table1|table2|table3|rigorous``).
@@ -169,17 +181,21 @@ def render_table(records: Iterable[dict], layout: str, digits: int = 2,
     for j in range(len(cols)):
         col = [v[j] for v in values if v[j] is not None]
         best.append(max(col) if col else None)
+    marks = [[_mark(r, layout, h) for h, _ in cols] for r in records]
     rows = []
-    for r, vals in zip(records, values):
+    for r, vals, mk in zip(records, values, marks):
         cells = []
         for j, v in enumerate(vals):
-            c = _fmt(v, digits)
+            c = _fmt(v, digits) + (mk[j] if v is not None else "")
             if (bold_best and layout != "rigorous" and v is not None and v == best[j]
                     and len(records) > 1):
                 c = f"**{c}**"
             cells.append(c)
         rows.append([_name(r)] + cells)
     out = _md(header, rows)
+    if any(m for mk in marks for m in mk):
+        out += ("\n† not the reference AutoAttack (the torchattacks fallback, or a changed "
+                "Square budget): not comparable with published AutoAttack numbers.\n")
     if layout == "rigorous":
         vrows = []
         for r in records:
@@ -194,6 +210,7 @@ def render_table(records: Iterable[dict], layout: str, digits: int = 2,
 
 # --------------------------------------------------------------------------- console
 _VERDICT_FOR = {"large_eps": "rigorous/large_eps", "square_vs_apgd": "rigorous/square",
+                "aligned_stability": "alignment/ar@10T",
                 "weak_vs_strong": "rigorous/worst_case", "rk4_attack": "rigorous/pgd_margin_rk4"}
 
 
@@ -212,7 +229,7 @@ def format_summary(record: dict, digits: int = 2) -> str:
     beside: dict[str, dict] = {}
     for v in record.get("verdicts", []):
         key = _VERDICT_FOR.get(v["check"])
-        if v["check"] == "autoattack_flags":
+        if v["check"] == "autoattack":
             key = "rigorous/autoattack" if v.get("suite") == "rigorous" else "autoattack@16/255"
         if key:
             beside[key] = v

@@ -1,0 +1,106 @@
+"""``zubovnet eval`` as a program: exit codes, validation before work, resumable records."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from zubovnet.config import Config
+from zubovnet.models import build_model
+from zubovnet.training.checkpoint import save_checkpoint
+
+
+def _checkpoint(tmp_path, name="feedforward"):
+    cfg = Config()
+    cfg.name = "ff"
+    cfg.model.name = name
+    cfg.model.cnn_widths = [8, 8, 8]
+    cfg.model.state_dim = 8
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    save_checkpoint(tmp_path / "run", 1, model, cfg)
+    return tmp_path / "run"
+
+
+def _eval(*args, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "zubovnet.cli", "eval", *map(str, args)],
+                          capture_output=True, text=True, env=env, **kw)
+
+
+def test_exit_codes_pass_flag_error(tmp_path):
+    run = _checkpoint(tmp_path)
+    ok = _eval(run, "--n", "8", "--no-progress", "--out", tmp_path / "a.json")
+    assert ok.returncode == 0, ok.stderr
+    # a suite that does not apply to the model: one line, exit 2, no record
+    wrong = _eval(run, "--n", "8", "--suite", "alignment", "--no-progress",
+                  "--out", tmp_path / "b.json")
+    assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
+    assert "alignment suite needs" in wrong.stderr and not (tmp_path / "b.json").exists()
+    bad = _eval(run, "--n", "0", "--out", tmp_path / "c.json")
+    assert bad.returncode == 2 and "positive integer" in bad.stderr
+    assert _eval(run, "--device", "tpu").returncode == 2
+    again = _eval(run, "--n", "8", "--no-progress", "--out", tmp_path / "a.json")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert _eval(run, "--n", "8", "--no-progress", "--out", tmp_path / "a.json",
+                 "--overwrite").returncode == 0
+
+
+def test_a_flag_exits_1(tmp_path):
+    cfg_run = _checkpoint(tmp_path, "zubovnet")            # an untrained Zubov-Net is not aligned
+    out = tmp_path / "al.json"
+    r = _eval(cfg_run, "--n", "8", "--suite", "alignment", "--no-progress", "--out", out)
+    assert r.returncode == 1, r.stderr
+    rec = json.loads(out.read_text())
+    assert any(v["check"] == "aligned_stability" and v["status"] == "FLAG"
+               for v in rec["verdicts"])
+
+
+def _strip(rec):
+    drop = {"wall_time_s", "created", "command", "resumed", "environment"}
+    if isinstance(rec, dict):
+        return {k: _strip(v) for k, v in rec.items() if k not in drop}
+    if isinstance(rec, list):
+        return [_strip(v) for v in rec]
+    return rec
+
+
+@pytest.mark.slow
+def test_killed_evaluation_resumes_to_the_same_record(tmp_path):
+    run = _checkpoint(tmp_path)
+    args = ["--suite", "attacks", "--n", "96", "--batch-size", "8", "--no-progress"]
+    ref = tmp_path / "ref.json"
+    assert _eval(run, *args, "--out", ref).returncode == 0
+    out = tmp_path / "res.json"
+    state = tmp_path / "res.json.state.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "zubovnet.cli", "eval", str(run), *args,
+                          "--out", str(out)], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        if state.exists():
+            try:
+                d = json.loads(state.read_text())
+                if sum(len(v) for v in d["batches"].values()) >= 30:
+                    break
+            except (ValueError, KeyError):
+                pass
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not out.exists() and state.exists()
+    done = json.loads(state.read_text())
+    assert 0 < sum(len(v) for v in done["batches"].values()) < 10 * 12
+    r = _eval(run, *args, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "resumed" in r.stdout and not state.exists()
+    a, b = json.loads(ref.read_text()), json.loads(out.read_text())
+    assert b["resumed"] is True
+    assert _strip(a["results"]) == _strip(b["results"])
+    assert _strip(a["verdicts"]) == _strip(b["verdicts"])
