@@ -195,7 +195,7 @@ def test_zubovnet_trades_adds_kl_on_y_hat_to_the_clean_base_objective():
 
 def test_set_epoch_reaches_the_base_objective():
     cfg = tiny_cfg("sodef", "trades")
-    cfg.baseline.sodef_phase1_epochs = 1
+    cfg.baseline.sodef.phase1_epochs = 1
     model = build_model(cfg)
     obj = build_objective(cfg, model)
     assert isinstance(obj, AdversarialTraining)

@@ -136,8 +136,8 @@ def test_sodef_regularizers_reach_field_parameters():
 
 def test_sodef_phases_train_only_their_part():
     cfg = tiny_cfg("sodef")
-    cfg.baseline.sodef_phase1_epochs, cfg.baseline.sodef_phase2_epochs = 1, 1
-    cfg.baseline.sodef_weights = [1.0, 1.0, 1.0]
+    cfg.baseline.sodef.phase1_epochs, cfg.baseline.sodef.phase2_epochs = 1, 1
+    cfg.baseline.sodef.weights = [1.0, 1.0, 1.0]
     x, y = digits_batch(cfg)
     torch.manual_seed(0)
     model = build_model(cfg).train()
@@ -166,7 +166,7 @@ def test_sodef_phases_train_only_their_part():
 # --------------------------------------------------------------------------- LyaNet
 def _lyanet_with_field(kind: str, kappa: float):
     cfg = tiny_cfg("lyanet")
-    cfg.baseline.lyanet_kappa = kappa
+    cfg.baseline.lyanet.kappa = kappa
     x, _ = digits_batch(cfg, 8)
     cfg.model.num_classes = 3
     torch.manual_seed(0)
@@ -280,7 +280,7 @@ def test_modulated_field_needs_its_context():
     f1 = model.field(h, torch.zeros_like(h))
     f2 = model.field(h, torch.ones_like(h))
     assert not torch.allclose(f1, f2)
-    cfg.baseline.lyanet_modulation = False
+    cfg.baseline.lyanet.modulation = False
     plain = build_model(cfg)
     assert plain.dynamics.modulation is None and plain.field(h).shape == h.shape
 

@@ -25,7 +25,8 @@ def test_wrong_type_is_an_error():
         config_from_dict({"train": {"epochs": "many"}})
     with pytest.raises(ConfigError):
         config_from_dict({"model": {"ode": {"adjoint": "yes"}}})
-    assert config_from_dict({"loss": {"rho": 1}}).loss.rho == 1.0          # int accepted as float
+    assert config_from_dict({"loss": {"beta": 1}}).loss.beta == 1.0        # int accepted as float
+    assert config_from_dict({"train": {"lr": "1e-3"}}).train.lr == 1e-3   # PyYAML's string
 
 
 def test_overrides_and_base(tmp_path):

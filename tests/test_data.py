@@ -27,9 +27,18 @@ N_TRAIN, N_TEST = 50, 20
 
 
 @pytest.fixture(autouse=True)
-def _presence_only_checksums(monkeypatch):
-    """Fixtures cannot match the official MD5s: check presence only (see docs/data.md)."""
-    monkeypatch.setenv(vision.VERIFY_CHECKSUMS_ENV, "0")
+def _checked_fixtures(monkeypatch):
+    """Checksums stay on: the writers below record the MD5 of the files they make
+    (``vision.trust_files``), and the loaders accept exactly those beside the official files."""
+    monkeypatch.delenv(vision.VERIFY_CHECKSUMS_ENV, raising=False)
+    saved = set(vision._TRUSTED_MD5)
+    yield
+    vision._TRUSTED_MD5.clear()
+    vision._TRUSTED_MD5.update(saved)
+
+
+def _trust(folder: Path) -> None:
+    vision.trust_files(sorted(p for p in Path(folder).rglob("*") if p.is_file()))
 
 
 # --- writers of the real on-disk formats ----------------------------------------------------
@@ -89,6 +98,7 @@ def write_cifar10(root: Path) -> dict:
              "truck"]
     with open(d / "batches.meta", "wb") as f:
         pickle.dump({"num_cases_per_batch": per, "label_names": names, "num_vis": 3072}, f)
+    _trust(d)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
             "names": names}
 
@@ -110,6 +120,7 @@ def write_cifar100(root: Path) -> dict:
         pickle.dump({"fine_label_names": names,
                      "coarse_label_names": [f"coarse{k}" for k in range(20)]}, f)
     out["names"] = names
+    _trust(d)
     return out
 
 
@@ -124,6 +135,7 @@ def write_svhn(folder: Path) -> dict:
         y = np.where(digits == 0, 10, digits).astype(np.uint8).reshape(n, 1)
         savemat(folder / f"{split}_32x32.mat", {"X": x, "y": y})
         out[f"x_{split}"], out[f"digits_{split}"] = x, digits
+    _trust(folder)
     return out
 
 
@@ -252,7 +264,7 @@ def test_cifar10_pickle_batches(tmp_path):
         assert torch.equal(x, _cifar_image(data["x_train"][j])) and y == data["y_train"][j]
     x, y = s.test[4]
     assert torch.equal(x, _cifar_image(data["x_test"][4])) and y == data["y_test"][4]
-    assert s.info["checksums_verified"] is False
+    assert s.info["checksums_verified"] is True
 
 
 def test_cifar100_fine_labels(tmp_path):
@@ -444,9 +456,22 @@ def test_batches_collate_to_image_and_label_tensors(tmp_path):
                                          ("svhn", lambda r: write_svhn(r / "svhn"))])
 def test_checksum_mismatch_is_an_integrity_error(tmp_path, monkeypatch, name, writer):
     writer(tmp_path)
-    monkeypatch.delenv(vision.VERIFY_CHECKSUMS_ENV)
+    victim = sorted(p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size > 100)[0]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF                                   # one flipped byte: neither official
+    victim.write_bytes(bytes(data))                    # nor the recorded hash
     with pytest.raises(DatasetIntegrityError, match=vision.VERIFY_CHECKSUMS_ENV):
         build_datasets(cfg(name, tmp_path))
+
+
+def test_checksums_off_warns_loudly(tmp_path, monkeypatch, capsys):
+    write_cifar10(tmp_path)
+    vision._TRUSTED_MD5.clear()
+    monkeypatch.setenv(vision.VERIFY_CHECKSUMS_ENV, "0")
+    with pytest.warns(UserWarning, match="WITHOUT their MD5"):
+        s = build_datasets(cfg("cifar10", tmp_path))
+    assert s.info["checksums_verified"] is False
+    assert "can run code" in capsys.readouterr().err
 
 
 # --- Fashion-MNIST from the Debian package ----------------------------------------------------

@@ -31,7 +31,13 @@ def _cmd_train(args) -> int:
     if getattr(args, "print_out_dir", False):
         print(cfg.train.out_dir)
         return 0
-    result = train(cfg, resume=args.resume)
+    if args.resume and args.overwrite:
+        print("error: --resume and --overwrite exclude each other", file=sys.stderr)
+        return 2
+    cmd = "zubovnet train " + " ".join([args.config or ""] + list(args.overrides)).strip()
+    args.interrupt_hint = (f"the last finished epoch is saved in {cfg.train.out_dir}; continue "
+                           f"with: {cmd} --out {cfg.train.out_dir} --resume")
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
     last = result.history[-1] if result.history else {}
     print(f"done: {result.run_dir} (epoch {last.get('epoch', '-')}, "
           f"val_acc {last.get('val_acc', float('nan')):.4f}, {result.wall_time:.1f}s)")
@@ -74,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", default=None, help="YAML config (omit: built-in defaults)")
     t.add_argument("overrides", nargs="*", help="section.key=value overrides")
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    t.add_argument("--overwrite", action="store_true",
+                   help="delete what the run folder holds and start again")
     t.add_argument("--out", default=None, help="run folder (train.out_dir)")
     t.add_argument("--device", default=None)
     t.add_argument("--print-out-dir", action="store_true",

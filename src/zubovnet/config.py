@@ -22,7 +22,9 @@ import yaml
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "ODEConfig", "EquilibriaConfig", "LyapunovConfig",
     "LossConfig", "BoundaryConfig", "TrainConfig", "AdversarialConfig", "BaselineConfig",
+    "ProjNODEConfig", "SODEFConfig", "LyaNetConfig", "FxTSConfig",
     "ConfigError", "load_config", "config_from_dict", "config_to_dict", "apply_overrides",
+    "validate",
 ]
 
 
@@ -68,6 +70,7 @@ class EquilibriaConfig:
     norm: float = 3.0                    # ||c_i|| (SPEC §8: the norm interacts with the linear head)
     steps: int = 500                     # gradient steps minimising the max pairwise cosine similarity
     lr: float = 0.02
+    temperature: float = 100.0           # τ of the smooth maximum of the pairwise cosines (make_equilibria)
     seed: int = 0
     learnable: bool = False              # fixed buffer by default
     assignment: str = "maxcos"           # maxcos: row i for class i | data: rows matched to the class means of h(0) at the start of training
@@ -98,6 +101,7 @@ class ModelConfig:
     cnn_widths: list = field(default_factory=lambda: [32, 64, 128])
     mean: Optional[list] = None          # per-channel normalisation inside the model
     std: Optional[list] = None
+    check_inputs: bool = True            # model(x) checks dtype, shape, finiteness and range [0, 1]
     ode: ODEConfig = field(default_factory=ODEConfig)
     equilibria: EquilibriaConfig = field(default_factory=EquilibriaConfig)
     lyapunov: LyapunovConfig = field(default_factory=LyapunovConfig)
@@ -160,31 +164,51 @@ class AdversarialConfig:
 
 
 @dataclass
+class ProjNODEConfig:
+    """Proj-NODE (Kolter & Manek 2019): ``f = f̂ − ∇V relu(∇V·f̂ + aV)/‖∇V‖²``,
+    ``V = σ(g(h) − g(0)) + ε‖h‖²``."""
+    a: float = 0.01                      # decay rate a (Kolter & Manek's default)
+    eps: float = 0.01                    # ε of the quadratic term (Kolter & Manek's code default)
+
+
+@dataclass
+class SODEFConfig:
+    """SODEF (Kang et al. 2021)."""
+    form: str = "mlp"                    # mlp: W₂ sin(−(W₁h + b₁)) + b₂ (hidden model.ode.hidden); single: sin(−(Wh + b))
+    weights: list = field(default_factory=lambda: [10.0, 0.0, 0.1])  # (diag, off-diag, f) weights of SODEF's CIFAR-10 script
+    phase1_epochs: int = 100             # phase 1 epochs: extractor + frozen max-cosine head (CE)
+    phase2_epochs: int = 20              # phase 2 epochs: ODE regularisers, extractor frozen; phase 3 = the rest: head only
+    jacobian_samples: int = 16           # points per batch whose Jacobian enters the regularisers (SODEF: 16)
+
+
+@dataclass
+class LyaNetConfig:
+    """LyaNet (Rodriguez et al. 2022): ``mean relu(V̇ + κ stopgrad(V))``, ``V = CE(head(h), y)``."""
+    kappa: float = 2.0                   # exponential rate κ
+    weight: float = 1.0                  # weight of the Lyapunov violation
+    ce_weight: float = 1.0               # weight of CE at h(T) (0: the violation alone, as LyaNet's own loss)
+    modulation: bool = True              # field conditioned on the input features (LyaNet's design)
+
+
+@dataclass
+class FxTSConfig:
+    """FxTS-Net (Luo et al. 2025): hinge on ``V̇ ≤ −(aV^p + bV^q)^k``, ``V_y = ½‖h − h*_y‖²``."""
+    a: float = 3.0                       # with b = 3, p = 1/2, q = 2, k = 1 the settling-time bound is T = 1
+    b: float = 3.0
+    p: float = 0.5                       # pk < 1
+    q: float = 2.0                       # qk > 1
+    k: float = 1.0
+    weight: float = 1.0                  # weight of the fixed-time hinge
+    modulation: bool = True              # field conditioned on the input features (FxTS-Net's design)
+
+
+@dataclass
 class BaselineConfig:
-    """Hyper-parameters of the baselines (SPEC §6); the formulas are in ``docs/baselines.md``."""
-    # Proj-NODE (Kolter & Manek 2019): f = f̂ − ∇V relu(∇V·f̂ + aV)/‖∇V‖², V = σ(g(h) − g(0)) + ε‖h‖²
-    projnode_a: float = 0.01             # decay rate a (Kolter & Manek's default)
-    projnode_eps: float = 0.01           # ε of the quadratic term (Kolter & Manek's code default)
-    # SODEF (Kang et al. 2021)
-    sodef_field: str = "mlp"             # mlp: W₂ sin(−(W₁h + b₁)) + b₂ (hidden model.ode.hidden); single: sin(−(Wh + b))
-    sodef_weights: list = field(default_factory=lambda: [10.0, 0.0, 0.1])  # (diag, off-diag, f) weights of SODEF's CIFAR-10 script
-    sodef_phase1_epochs: int = 100       # phase 1 epochs: extractor + frozen max-cosine head (CE)
-    sodef_phase2_epochs: int = 20        # phase 2 epochs: ODE regularisers, extractor frozen; phase 3 = the rest: head only
-    sodef_jacobian_samples: int = 16     # points per batch whose Jacobian enters the regularisers (SODEF: 16)
-    # LyaNet (Rodriguez et al. 2022): mean relu(V̇ + κ stopgrad(V)), V = CE(head(h), y)
-    lyanet_kappa: float = 2.0            # exponential rate κ
-    lyanet_weight: float = 1.0           # weight of the Lyapunov violation
-    lyanet_ce_weight: float = 1.0        # weight of CE at h(T) (0: the violation alone, as LyaNet's own loss)
-    lyanet_modulation: bool = True       # field conditioned on the input features (LyaNet's design)
-    # FxTS-Net (Luo et al. 2025): hinge on V̇ ≤ −(aV^p + bV^q)^k, V_y = ½‖h − h*_y‖²
-    fxts_a: float = 3.0                  # with b = 3, p = 1/2, q = 2, k = 1 the settling-time bound is T = 1
-    fxts_b: float = 3.0
-    fxts_p: float = 0.5                  # pk < 1
-    fxts_q: float = 2.0                  # qk > 1
-    fxts_k: float = 1.0
-    fxts_weight: float = 1.0             # weight of the fixed-time hinge
-    fxts_modulation: bool = True         # field conditioned on the input features (FxTS-Net's design)
-    options: dict = field(default_factory=dict)  # free-form extras a baseline documents
+    """Hyper-parameters of the baselines, one section each; formulas in ``docs/baselines.md``."""
+    projnode: ProjNODEConfig = field(default_factory=ProjNODEConfig)
+    sodef: SODEFConfig = field(default_factory=SODEFConfig)
+    lyanet: LyaNetConfig = field(default_factory=LyaNetConfig)
+    fxts: FxTSConfig = field(default_factory=FxTSConfig)
 
 
 @dataclass
@@ -246,10 +270,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping for section {tp.__name__}, got {value!r}")
         return _from_dict(tp, value, where)
     if tp is float:
+        if isinstance(value, str):   # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
@@ -287,8 +320,142 @@ def _from_dict(cls: type, data: dict, where: str = "") -> Any:
 
 
 def config_from_dict(data: dict | None) -> Config:
-    """Build a validated :class:`Config` from a (possibly partial) nested mapping."""
-    return _from_dict(Config, data or {})
+    """Build a validated :class:`Config` from a (possibly partial) nested mapping: types, then
+    the range of every field (:func:`validate`)."""
+    return validate(_from_dict(Config, data or {}))
+
+
+# --------------------------------------------------------------------------- ranges
+def _solvers() -> tuple[str, ...]:
+    from .models.ode import solver_methods
+    return solver_methods()
+
+
+_POS, _NONNEG, _UNIT_OPEN, _PROB = "> 0", ">= 0", "in (0, 1)", "in [0, 1)"
+_RULES: dict[str, object] = {
+    "data.val_fraction": _PROB, "data.batch_size": "int >= 1", "data.eval_batch_size": "int >= 1",
+    "data.num_workers": "int >= 0", "data.train_subset": "int >= 1 or null",
+    "data.test_subset": "int >= 1 or null", "data.name": "nonempty",
+    "model.num_classes": "int >= 2", "model.state_dim": "int >= 1",
+    "model.in_channels": "int >= 1", "model.image_size": "int >= 1",
+    "model.cnn_widths": "positive ints", "model.mean": "list or null", "model.std": "positive list or null",
+    "model.ode.solver": ("choice", _solvers), "model.ode.rtol_train": _POS,
+    "model.ode.atol_train": _POS, "model.ode.rtol_eval": _POS, "model.ode.atol_eval": _POS,
+    "model.ode.T": _POS, "model.ode.gamma": "int >= 1", "model.ode.step_size": "> 0 or null",
+    "model.ode.min_step": _NONNEG, "model.ode.max_num_steps": "int >= 1",
+    "model.ode.hidden": "int >= 1",
+    "model.ode.activation": ("choice", ("tanh", "relu", "softplus", "silu")),
+    "model.equilibria.norm": _POS, "model.equilibria.steps": "int >= 0",
+    "model.equilibria.lr": _POS, "model.equilibria.temperature": _POS,
+    "model.equilibria.assignment": ("choice", ("maxcos", "data")),
+    "model.equilibria.assignment_batches": "int >= 1",
+    "model.lyapunov.classifier": ("choice", ("piacnn", "picnn", "icnn")),
+    "model.lyapunov.z_widths": "positive ints", "model.lyapunov.u_widths": "positive ints",
+    "model.lyapunov.activation": ("choice", ("softplus", "relu")),
+    "model.lyapunov.delta": _POS, "model.lyapunov.smooth_a": _POS, "model.lyapunov.alpha": _PROB,
+    "model.lyapunov.v_min": _POS, "model.lyapunov.init_scale": _POS,
+    "loss.lambda_fc": _NONNEG, "loss.lambda_con": _NONNEG, "loss.lambda_sep": _NONNEG,
+    "loss.lambda_eq": _NONNEG, "loss.lambda_stab": _NONNEG, "loss.lambda_traj": _NONNEG,
+    "loss.beta": _POS, "loss.rho": _UNIT_OPEN,
+    "loss.consistency": ("choice", ("equality", "inequality")),
+    "loss.consistency_weight": ("choice", ("zubov", "uniform")),
+    "loss.consistency_reduction": ("choice", ("mean", "sum")),
+    "loss.counterexample_steps": "int >= 0", "loss.counterexample_step_size": _POS,
+    "loss.projection_iters": "int >= 1", "loss.projection": ("choice", ("secant", "bisection")),
+    "loss.consistency_samples": "int >= 1 or null", "loss.region_samples": "int >= 0",
+    "loss.region_radius_power": "> 0 or null", "loss.stability_margin": _NONNEG,
+    "loss.trajectory_horizon": _POS,
+    "loss.boundary.variants": "int >= 0", "loss.boundary.radius_max": _NONNEG,
+    "loss.boundary.max_classes": "int >= 1", "loss.boundary.tol": _UNIT_OPEN,
+    "loss.boundary.max_iters": "int >= 1", "loss.boundary.init_step": _POS,
+    "loss.boundary.rule": ("choice", ("secant", "bisection", "paper")),
+    "train.epochs": "int >= 1", "train.lr": _POS, "train.betas": "two in [0, 1)",
+    "train.weight_decay": _NONNEG, "train.milestones": "positive ints or empty",
+    "train.lr_gamma": _POS, "train.device": "device", "train.out_dir": "nonempty",
+    "train.max_steps_per_epoch": "int >= 1 or null", "train.eval_every": "int >= 0",
+    "train.keep_checkpoints": "int >= 0", "train.grad_clip": "> 0 or null",
+    "adversarial.method": ("choice", ("none", "pgd_at", "trades", "mart")),
+    "adversarial.eps": _NONNEG, "adversarial.steps": "int >= 1", "adversarial.step_size": _POS,
+    "adversarial.beta": _NONNEG,
+    "adversarial.init": ("choice", ("paper", "uniform", "normal", "zero")),
+    "adversarial.init_std": _NONNEG, "adversarial.mode": ("choice", ("paper", "train", "eval")),
+    "adversarial.tolerance": ("choice", ("train", "mode")),
+    "baseline.projnode.a": _POS, "baseline.projnode.eps": _NONNEG,
+    "baseline.sodef.form": ("choice", ("mlp", "single")),
+    "baseline.sodef.weights": "three non-negative numbers",
+    "baseline.sodef.phase1_epochs": "int >= 0", "baseline.sodef.phase2_epochs": "int >= 0",
+    "baseline.sodef.jacobian_samples": "int >= 1", "baseline.lyanet.kappa": _NONNEG,
+    "baseline.lyanet.weight": _NONNEG, "baseline.lyanet.ce_weight": _NONNEG,
+    "baseline.fxts.a": _POS, "baseline.fxts.b": _POS, "baseline.fxts.p": _POS,
+    "baseline.fxts.q": _POS, "baseline.fxts.k": _POS, "baseline.fxts.weight": _NONNEG,
+}
+
+
+def _ok(rule, v) -> bool:
+    import re
+    if isinstance(rule, tuple):
+        choices = rule[1]() if callable(rule[1]) else rule[1]
+        return v in choices
+    if rule.endswith(" or null"):
+        return v is None or _ok(rule[:-len(" or null")], v)
+    num = isinstance(v, (int, float)) and not isinstance(v, bool)
+    ints = lambda xs: isinstance(xs, list) and all(isinstance(t, int) and not isinstance(t, bool)  # noqa: E731
+                                                   for t in xs)
+    table = {
+        "> 0": lambda: num and v > 0, ">= 0": lambda: num and v >= 0,
+        "in (0, 1)": lambda: num and 0 < v < 1, "in [0, 1)": lambda: num and 0 <= v < 1,
+        "int >= 0": lambda: isinstance(v, int) and v >= 0, "int >= 1": lambda: isinstance(v, int) and v >= 1,
+        "int >= 2": lambda: isinstance(v, int) and v >= 2, "nonempty": lambda: bool(v),
+        "positive ints": lambda: ints(v) and len(v) > 0 and all(t > 0 for t in v),
+        "positive ints or empty": lambda: ints(v) and all(t > 0 for t in v),
+        "list": lambda: isinstance(v, list),
+        "positive list": lambda: isinstance(v, list) and all(
+            isinstance(t, (int, float)) and t > 0 for t in v),
+        "two in [0, 1)": lambda: isinstance(v, list) and len(v) == 2 and all(
+            isinstance(t, (int, float)) and 0 <= t < 1 for t in v),
+        "three non-negative numbers": lambda: isinstance(v, list) and len(v) == 3 and all(
+            isinstance(t, (int, float)) and t >= 0 for t in v),
+        "device": lambda: isinstance(v, str) and bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v)),
+    }
+    return table[rule]()
+
+
+def _describe(rule) -> str:
+    if isinstance(rule, tuple):
+        choices = rule[1]() if callable(rule[1]) else rule[1]
+        return "one of " + ", ".join(choices)
+    return {"nonempty": "a non-empty value", "device": "auto, cpu, cuda or cuda:N"}.get(rule, rule)
+
+
+def validate(cfg: Config) -> Config:
+    """Check every field of :data:`_RULES` and the relations between fields; raise
+    :class:`ConfigError` naming the first field out of range.  Returns ``cfg``."""
+    flat = {}
+
+    def walk(obj, pre):
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if dataclasses.is_dataclass(v):
+                walk(v, f"{pre}{f.name}.")
+            else:
+                flat[pre + f.name] = v
+    walk(cfg, "")
+    for key, rule in _RULES.items():
+        if key in flat and not _ok(rule, flat[key]):
+            raise ConfigError(f"{key}: expected {_describe(rule)}, got {flat[key]!r}")
+    lz, lu = cfg.model.lyapunov.z_widths, cfg.model.lyapunov.u_widths
+    if lz and lz[-1] != 1:
+        raise ConfigError(f"model.lyapunov.z_widths: the last width must be 1 (the scalar g), "
+                          f"got {lz}")
+    if len(lu) != len(lz) - 1:
+        raise ConfigError(f"model.lyapunov.u_widths: need {len(lz) - 1} widths for z_widths "
+                          f"{lz}, got {lu}")
+    for key in ("mean", "std"):
+        v = getattr(cfg.model, key)
+        if v is not None and len(v) != cfg.model.in_channels:
+            raise ConfigError(f"model.{key}: one value per input channel "
+                              f"({cfg.model.in_channels}), got {v}")
+    return cfg
 
 
 def config_to_dict(cfg: Any) -> dict:
@@ -326,12 +493,40 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+
+def _no_duplicates(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML config; ``base: other.yaml`` (relative to the file) is merged underneath, and
     ``base: [a.yaml, b.yaml]`` merges ``a``, then ``b`` over it, then the file over both."""
     path = Path(path)
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        with open(path) as fh:
+            data = yaml.load(fh, Loader=_StrictLoader)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = data.pop("base", None)

@@ -136,12 +136,12 @@ def flow_states(model: nn.Module, h0: torch.Tensor, times: torch.Tensor,
     rtol, atol = ode.rtol_eval, ode.atol_eval
     method = ode.solver
     options: dict = {}
-    adaptive = method in ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5")
-    if adaptive:
+    from ..models.ode import is_adaptive, is_fixed_grid
+    if is_adaptive(method):
         options["max_num_steps"] = ode.max_num_steps
         if per_point_norm:
             options["norm"] = _per_point_rms_max
-    elif ode.step_size is not None:
+    elif ode.step_size is not None and is_fixed_grid(method):
         options["step_size"] = ode.step_size
     fn = lambda t, h: f.field(h)   # noqa: E731  (autonomous; no NFE bookkeeping)
     t = times.to(h0.device, h0.dtype)

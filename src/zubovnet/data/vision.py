@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -38,7 +39,7 @@ __all__ = [
     "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR100_MEAN", "CIFAR100_STD", "DEBIAN_FASHION_MNIST_DIR",
     "DatasetIntegrityError", "DatasetNotFoundError", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD",
     "LAYOUTS", "MNIST_MEAN", "MNIST_STD", "SVHN_MEAN", "SVHN_STD", "VERIFY_CHECKSUMS_ENV",
-    "build_image_splits", "prepare_fashion_mnist_from_debian", "verify_checksums",
+    "build_image_splits", "prepare_fashion_mnist_from_debian", "verify_checksums", "trust_files",
 ]
 
 # Per-channel statistics of each training set over all pixels, in [0, 1] units
@@ -105,9 +106,49 @@ class DatasetIntegrityError(RuntimeError):
 def verify_checksums() -> bool:
     """Whether CIFAR / SVHN files are MD5-checked.
 
-    True unless ``$ZUBOVNET_VERIFY_CHECKSUMS`` is ``0``, ``false`` or ``no`` (any case).
+    True unless ``$ZUBOVNET_VERIFY_CHECKSUMS`` is ``0``, ``false`` or ``no`` (any case).  Off,
+    it warns on stderr every time: torchvision *unpickles* the CIFAR batches, so a crafted file
+    in the data folder runs code.
     """
-    return os.environ.get(VERIFY_CHECKSUMS_ENV, "1").strip().lower() not in {"0", "false", "no"}
+    on = os.environ.get(VERIFY_CHECKSUMS_ENV, "1").strip().lower() not in {"0", "false", "no"}
+    if not on:
+        import warnings
+        msg = (f"WARNING: {VERIFY_CHECKSUMS_ENV}=0: CIFAR/SVHN files are loaded WITHOUT their MD5 "
+               "check; torchvision unpickles the CIFAR batches, so a crafted file in the data "
+               "folder can run code. Register files you made with "
+               "zubovnet.data.vision.trust_files() instead.")
+        warnings.warn(msg, stacklevel=2)
+        print(msg, file=sys.stderr)
+    return on
+
+
+_TRUSTED_MD5: set[str] = set()
+
+
+def _md5(path: str | os.PathLike) -> str:
+    import hashlib
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def trust_files(paths) -> list[str]:
+    """Record the MD5 of files this process made itself (test fixtures, converted copies), so
+    that the checked loaders accept them beside the official files; returns the hashes.  The
+    official checksums stay on for everything else."""
+    out = [_md5(p) for p in paths]
+    _TRUSTED_MD5.update(out)
+    return out
+
+
+def _integrity_ok(fpath: str, md5: str | None) -> bool:
+    """The official MD5 matches, or the file is one registered by :func:`trust_files`."""
+    from torchvision.datasets.utils import check_integrity
+    if check_integrity(fpath, md5):
+        return True
+    return md5 is not None and os.path.isfile(fpath) and _md5(fpath) in _TRUSTED_MD5
 
 
 def missing_message(name: str, root: Path, missing: list[str], layout: dict | None = None) -> str:
@@ -136,6 +177,21 @@ class _CIFAR10(tvd.CIFAR10):
             self.meta = {**type(self).meta, "md5": None}
         super().__init__(root, train=train, **kwargs)
 
+    def _check_integrity(self) -> bool:
+        return all(_integrity_ok(os.path.join(self.root, self.base_folder, f), md5)
+                   for f, md5 in self.train_list + self.test_list)
+
+    def _load_meta(self) -> None:   # torchvision checks the meta file with check_integrity
+        path = os.path.join(self.root, self.base_folder, self.meta["filename"])
+        if not _integrity_ok(path, self.meta["md5"]):
+            raise RuntimeError("Dataset metadata file not found or corrupted. You can use "
+                               "download=True to download it")
+        import pickle
+        with open(path, "rb") as infile:
+            data = pickle.load(infile, encoding="latin1")   # checked above
+            self.classes = data[self.meta["key"]]
+        self.class_to_idx = {_class: i for i, _class in enumerate(self.classes)}
+
 
 class _CIFAR100(_CIFAR10, tvd.CIFAR100):
     """torchvision CIFAR-100 with the same ``verify`` switch."""
@@ -149,6 +205,9 @@ class _SVHN(tvd.SVHN):
             self.split_list = {k: [url, fname, None] for k, (url, fname, _) in
                                type(self).split_list.items()}
         super().__init__(root, split=split, **kwargs)
+
+    def _check_integrity(self) -> bool:
+        return _integrity_ok(os.path.join(self.root, self.filename), self.split_list[self.split][2])
 
 
 def _construct(name: str, root: Path, make: Callable[[bool], Dataset], download: bool,

@@ -344,7 +344,9 @@ class Attack:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         assert_eval_mode(self.model)
-        with _seeded(self.seed + self.calls, x.device), _solver(self.model, self.solver):
+        from ..models.inputs import range_unchecked
+        with _seeded(self.seed + self.calls, x.device), _solver(self.model, self.solver), \
+                range_unchecked(self.model):
             x_adv = self.perturb(x.detach(), y.detach())
         self.calls += 1
         assert_eval_mode(self.model)

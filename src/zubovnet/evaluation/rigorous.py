@@ -48,7 +48,6 @@ CHECKS = ("solver_failures", "gradients_finite", "zero_gradients", "gradient_inf
           "solver_gradients", "adjoint_gradients", "rk4_attack")
 """Checks of the rigorous protocol, in the order they are reported."""
 
-ADAPTIVE_SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5")
 
 
 @dataclass
@@ -122,6 +121,7 @@ def solver_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     quantile ``cos_quantile`` of each is tested (:func:`checks.check_solver_gradients`).
     """
     from ..models import ode_blocks, solver_override
+    from ..models.ode import is_adaptive
     from .records import verdict
 
     s = settings or RigorousSettings()
@@ -130,7 +130,7 @@ def solver_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         return [verdict("solver_gradients", "n/a", "model has no ODE block"),
                 verdict("adjoint_gradients", "n/a", "model has no ODE block")]
     own = blocks[0].describe()
-    ref = ({"solver": "rk4", "step_size": s.rk4_step} if own["solver"] in ADAPTIVE_SOLVERS else
+    ref = ({"solver": "rk4", "step_size": s.rk4_step} if is_adaptive(own["solver"]) else
            {"solver": "dopri5", "rtol": 1e-5, "atol": 1e-5})
 
     def grads(points, **over):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..config import Config
 from .convex import build_convex
 from .extractors import build_extractor
-from .lyapunov import LyapunovHead, make_equilibria
+from .lyapunov import LyapunovHead, equilibria_from_config
 from .ode import Dynamics, ODEBlock
 from .registry import register_model
 from .zubovnet import ZubovNet
@@ -21,7 +21,7 @@ def build_ode(cfg: Config) -> ODEBlock:
 def build_zubovnet(cfg: Config) -> ZubovNet:
     m = cfg.model
     e = m.equilibria
-    C = make_equilibria(m.num_classes, m.state_dim, e.norm, e.steps, e.lr, e.seed)
+    C = equilibria_from_config(m)
     lc = m.lyapunov
     head = LyapunovHead(C, build_convex(lc, m.state_dim, m.num_classes), lc.delta, lc.smooth_a,
                         lc.alpha, lc.v_min, e.learnable)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["make_equilibria", "smooth_relu", "LyapunovHead", "logits_from_energy"]
+__all__ = ["make_equilibria", "equilibria_from_config", "smooth_relu", "LyapunovHead",
+           "logits_from_energy"]
 
 
 def make_equilibria(num_classes: int, dim: int, norm: float = 3.0, steps: int = 500,
@@ -41,6 +42,13 @@ def make_equilibria(num_classes: int, dim: int, norm: float = 3.0, steps: int = 
     with torch.no_grad():
         c = torch.nn.functional.normalize(x, dim=1) * norm
     return c.float()
+
+
+def equilibria_from_config(model_cfg) -> torch.Tensor:
+    """:func:`make_equilibria` with the values of ``model_cfg.equilibria`` (a ModelConfig)."""
+    e = model_cfg.equilibria
+    return make_equilibria(model_cfg.num_classes, model_cfg.state_dim, e.norm, e.steps, e.lr,
+                           e.seed, e.temperature)
 
 
 def smooth_relu(z: torch.Tensor, a: float = 1.0) -> torch.Tensor:

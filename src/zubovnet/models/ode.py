@@ -21,9 +21,36 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from ..config import ODEConfig
 
-__all__ = ["Dynamics", "ODEBlock", "StepSizeUnderflowError", "solver_override", "ode_blocks"]
+__all__ = ["Dynamics", "ODEBlock", "StepSizeUnderflowError", "solver_override", "ode_blocks",
+           "solver_methods", "is_adaptive", "is_fixed_grid"]
 
-_ADAPTIVE = {"dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "scipy_solver"}
+
+def _solver_table() -> dict:
+    import sys
+    import torchdiffeq  # noqa: F401  (registers torchdiffeq._impl.odeint)
+    return sys.modules["torchdiffeq._impl.odeint"].SOLVERS
+
+
+def solver_methods() -> tuple[str, ...]:
+    """Every method name torchdiffeq accepts (its own table, not a copy)."""
+    return tuple(sorted(_solver_table()))
+
+
+def is_adaptive(method: str) -> bool:
+    """True for torchdiffeq's adaptive-step solvers (they take ``max_num_steps`` and call
+    ``callback_step``, where the ``min_step`` guard lives)."""
+    from torchdiffeq._impl.solvers import AdaptiveStepsizeODESolver
+    cls = _solver_table().get(method)
+    return cls is not None and issubclass(cls, AdaptiveStepsizeODESolver)
+
+
+def is_fixed_grid(method: str) -> bool:
+    """True for torchdiffeq's fixed-grid solvers (they take ``step_size``)."""
+    from torchdiffeq._impl.solvers import FixedGridODESolver
+    cls = _solver_table().get(method)
+    return cls is not None and issubclass(cls, FixedGridODESolver)
+
+
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "silu": nn.SiLU}
 
 
@@ -106,12 +133,13 @@ class ODEBlock(nn.Module):
     def forward(self, h0: torch.Tensor) -> torch.Tensor:
         rtol, atol = self.tolerances
         options: dict = {}
-        if self.solver in _ADAPTIVE:
+        adaptive = is_adaptive(self.solver)
+        if adaptive:
             options["max_num_steps"] = self.max_num_steps
-        elif self.step_size is not None:
+        elif self.step_size is not None and is_fixed_grid(self.solver):
             options["step_size"] = self.step_size
         f = self.dynamics
-        f.min_step = self.min_step if self.solver in _ADAPTIVE else 0.0
+        f.min_step = self.min_step if adaptive else 0.0
         f._solver_desc = f"{self.solver}, rtol={rtol:g}, atol={atol:g}"
         start = f.nfe
         t = self.times(h0.device, h0.dtype)
@@ -121,13 +149,10 @@ class ODEBlock(nn.Module):
                                       options=options, adjoint_params=tuple(f.parameters()))
             else:
                 traj = odeint(f, h0, t, rtol=rtol, atol=atol, method=self.solver, options=options)
-        except AssertionError as e:  # torchdiffeq's own underflow / step-budget asserts
-            msg = str(e)
-            if "underflow" in msg or "max_num_steps" in msg:
-                raise StepSizeUnderflowError(
-                    f"ODE solve failed ({msg}; {f._solver_desc}). Loosen the tolerances, lower the "
-                    "learning rate, or use a fixed-step solver.") from e
-            raise
+        except AssertionError as e:  # torchdiffeq asserts on dt underflow and the step budget
+            raise StepSizeUnderflowError(
+                f"ODE solve failed ({e}; {f._solver_desc}). Loosen the tolerances, lower the "
+                "learning rate, or use a fixed-step solver.") from e
         self.last_nfe = f.nfe - start
         return traj
 

@@ -28,14 +28,16 @@ def available_models() -> list[str]:
 
 
 def build_model(cfg: Config | ModelConfig) -> nn.Module:
-    """Build the model named ``cfg.model.name`` (a :class:`Config` or a bare :class:`ModelConfig`)."""
+    """Build the model named ``cfg.model.name`` (a :class:`Config` or a bare :class:`ModelConfig`),
+    with its input contract attached (:mod:`zubovnet.models.inputs`)."""
     _ensure_loaded()
     if isinstance(cfg, ModelConfig):
         cfg = Config(model=cfg)
     name = cfg.model.name
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
-    return _MODELS[name](cfg)
+    from .inputs import attach_input_contract
+    return attach_input_contract(_MODELS[name](cfg), cfg.model)
 
 
 def _ensure_loaded() -> None:

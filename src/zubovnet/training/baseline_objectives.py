@@ -86,20 +86,20 @@ class SODEFObjective:
         phase 2  P₁ ≤ epoch < P₁ + P₂   w₁R_diag + w₂R_off + w₃R_f at z = φ(x)   field only
         phase 3  epoch ≥ P₁ + P₂        CE(W h(T) + b, y)        final head only
 
-    ``P₁, P₂ = baseline.sodef_phase1_epochs, baseline.sodef_phase2_epochs``; ``(w₁, w₂, w₃) =
-    baseline.sodef_weights``; the Jacobian terms use ``baseline.sodef_jacobian_samples`` random
+    ``P₁, P₂ = baseline.sodef.phase1_epochs, baseline.sodef.phase2_epochs``; ``(w₁, w₂, w₃) =
+    baseline.sodef.weights``; the Jacobian terms use ``baseline.sodef.jacobian_samples`` random
     points of the batch.  Frozen parts get no gradient (their parameters are skipped by the
     optimiser) and the extractor runs in eval mode in phases 2–3 (SODEF computes the phase-2
     features once, in eval mode).  Phase 2 never integrates the ODE (as SODEF's code).
     """
 
     def __init__(self, cfg: Config):
-        b = cfg.baseline
-        if len(b.sodef_weights) != 3:
-            raise ValueError(f"baseline.sodef_weights needs 3 values, got {b.sodef_weights}")
-        self.weights = [float(w) for w in b.sodef_weights]
-        self.phase1, self.phase2 = b.sodef_phase1_epochs, b.sodef_phase2_epochs
-        self.samples = b.sodef_jacobian_samples
+        b = cfg.baseline.sodef
+        if len(b.weights) != 3:
+            raise ValueError(f"baseline.sodef.weights needs 3 values, got {b.weights}")
+        self.weights = [float(w) for w in b.weights]
+        self.phase1, self.phase2 = b.phase1_epochs, b.phase2_epochs
+        self.samples = b.jacobian_samples
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -163,13 +163,13 @@ class LyaNetObjective:
 
     ``V(h; y) = CE(W h + b, y)`` per state, ``V̇ = ∇V·f(h; h(0))`` by one JVP; ``S`` = the
     trajectory states ``h(t_0..t_Γ)`` (detached samples of the state space, as LyaNet's
-    path-integral sampling).  ``κ, w_lya, w_ce = baseline.lyanet_kappa, lyanet_weight,
-    lyanet_ce_weight``.
+    path-integral sampling).  ``κ, w_lya, w_ce = baseline.lyanet.kappa, weight,
+    ce_weight``.
     """
 
     def __init__(self, cfg: Config):
-        b = cfg.baseline
-        self.kappa, self.weight, self.ce_weight = b.lyanet_kappa, b.lyanet_weight, b.lyanet_ce_weight
+        b = cfg.baseline.lyanet
+        self.kappa, self.weight, self.ce_weight = b.kappa, b.weight, b.ce_weight
 
     def __call__(self, model, x, y):
         out = model.forward_all(x)
@@ -205,15 +205,15 @@ class FxTSObjective:
 
     ``V_y(h) = ½‖h − h*_y‖²`` with the model's class anchors, so ``V̇_y = (h − h*_y)·f(h; h(0))``
     exactly; ``S`` = the trajectory states ``h(t_0..t_Γ)`` (detached).  ``a, b, p, q, k, w`` =
-    ``baseline.fxts_*``; ``pk < 1 < qk`` is checked here.
+    ``baseline.fxts.*``; ``pk < 1 < qk`` is checked here.
     """
 
     def __init__(self, cfg: Config):
         from ..models.baselines.fxts import settling_time_bound
-        b = cfg.baseline
-        self.params = dict(a=b.fxts_a, b=b.fxts_b, p=b.fxts_p, q=b.fxts_q, k=b.fxts_k)
+        b = cfg.baseline.fxts
+        self.params = dict(a=b.a, b=b.b, p=b.p, q=b.q, k=b.k)
         self.T_max = settling_time_bound(**self.params)
-        self.weight = b.fxts_weight
+        self.weight = b.weight
 
     def __call__(self, model, x, y):
         out = model.forward_all(x)

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,16 @@ def save_checkpoint(run_dir: str | Path, epoch: int, model: torch.nn.Module, cfg
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    try:
+        return _save_into(tmp, ckdir, name, epoch, model, cfg, optimizer, scheduler, history,
+                          keep, extra)
+    except BaseException:           # a failed or interrupted save leaves nothing behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _save_into(tmp, ckdir, name, epoch, model, cfg, optimizer, scheduler, history, keep,
+               extra) -> Path:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))
     tensors, rng_meta = _rng_state()
@@ -137,29 +149,89 @@ def save_checkpoint(run_dir: str | Path, epoch: int, model: torch.nn.Module, cfg
     return final
 
 
+_EPOCH_NAME = re.compile(r"epoch_\d{4,}")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except ValueError as e:
+        raise ValueError(f"corrupt checkpoint file {path}: {e}") from None
+
+
 def latest_checkpoint(path: str | Path) -> Path | None:
-    """Resolve a run folder, a ``checkpoints`` folder or an epoch folder to an epoch folder."""
+    """Resolve a run folder, a ``checkpoints`` folder or an epoch folder to an epoch folder.
+
+    ``latest.json`` must name an epoch folder inside its own ``checkpoints`` folder
+    (``epoch_NNNN``); a path that leads anywhere else is refused."""
     path = Path(path)
     if (path / "checkpoint.json").exists():
         return path
     for ck in (path / "checkpoints", path):
         latest = ck / "latest.json"
         if latest.exists():
-            with open(latest) as fh:
-                return ck / json.load(fh)["path"]
+            name = _read_json(latest).get("path")
+            if not isinstance(name, str) or not _EPOCH_NAME.fullmatch(name):
+                raise ValueError(f"{latest} points to {name!r}, not to an epoch folder of its "
+                                 "run (epoch_NNNN); refusing to read outside the run folder")
+            return ck / name
     return None
 
 
+def _epoch_folders(path: Path) -> list[Path]:
+    for ck in (path / "checkpoints", path):
+        if ck.is_dir():
+            found = sorted((p for p in ck.iterdir() if p.is_dir() and _EPOCH_NAME.fullmatch(p.name)),
+                           reverse=True)
+            if found:
+                return found
+    return []
+
+
+def _check_folder(ck: Path) -> dict:
+    """The epoch folder's meta if its three files are present and readable, else raise naming
+    the file."""
+    meta_path = ck / "checkpoint.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"checkpoint file {meta_path} is missing")
+    meta = _read_json(meta_path)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{meta_path}: unknown checkpoint format {meta.get('format')!r}")
+    for f in ("model.safetensors", "train_state.safetensors"):
+        fp = ck / f
+        if not fp.is_file() or fp.stat().st_size < 8:
+            raise ValueError(f"corrupt checkpoint file {fp}: missing or truncated")
+    return meta
+
+
 def _read(path: Path) -> tuple[dict, Path]:
+    """The latest readable checkpoint under ``path``: its meta and folder.  A latest checkpoint
+    that is missing or truncated falls back to the previous epoch, with a warning."""
     ck = latest_checkpoint(path)
     if ck is None:
         raise FileNotFoundError(f"no checkpoint under {path} (expected checkpoints/latest.json or "
                                 "checkpoint.json)")
-    with open(ck / "checkpoint.json") as fh:
-        meta = json.load(fh)
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{ck}: unknown checkpoint format {meta.get('format')!r}")
-    return meta, ck
+    try:
+        return _check_folder(ck), ck
+    except (OSError, ValueError) as first:
+        for older in _epoch_folders(path):
+            if older == ck:
+                continue
+            try:
+                meta = _check_folder(older)
+            except (OSError, ValueError):
+                continue
+            print(f"warning: {first}; using the previous checkpoint {older}", file=sys.stderr)
+            return meta, older
+        raise
+
+
+def _load_weights(fp: Path) -> dict:
+    try:
+        return load_file(str(fp))
+    except Exception as e:   # safetensors raises its own error types on a damaged file
+        raise ValueError(f"corrupt checkpoint file {fp}: {e}") from None
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
@@ -171,7 +243,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     meta, ck = _read(Path(path))
     cfg = config_from_dict(meta["config"])
     model = build_model(cfg)
-    model.load_state_dict(load_file(str(ck / "model.safetensors")))
+    model.load_state_dict(_load_weights(ck / "model.safetensors"))
     model.to(device).eval()
     meta = {k: v for k, v in meta.items() if k not in ("optimizer", "scheduler", "rng")}
     meta["path"] = str(ck)
@@ -182,8 +254,8 @@ def restore_training_state(path: str | Path, model, optimizer=None, scheduler=No
                            device: str | torch.device = "cpu") -> dict:
     """Restore weights, optimiser, scheduler and RNG states in place; return the JSON meta."""
     meta, ck = _read(Path(path))
-    model.load_state_dict(load_file(str(ck / "model.safetensors")))
-    tensors = load_file(str(ck / "train_state.safetensors"))
+    model.load_state_dict(_load_weights(ck / "model.safetensors"))
+    tensors = _load_weights(ck / "train_state.safetensors")
     if optimizer is not None and meta.get("optimizer") is not None:
         om = meta["optimizer"]
         state = {}

@@ -27,6 +27,7 @@ from ..data import build_datasets
 from ..models import build_model
 from .checkpoint import latest_checkpoint, restore_training_state, save_checkpoint
 from .objectives import build_objective
+from .run_folder import RunLock, prepare_run_folder, resume_changes
 
 __all__ = ["train", "TrainResult", "accuracy", "resolve_device", "fill_data_fields"]
 
@@ -115,16 +116,49 @@ def _write_csv(path: Path, history: list[dict]) -> None:
 
 
 def train(cfg: Config, resume: bool = False, splits=None, stop_after: int | None = None,
-          progress: bool | None = None) -> TrainResult:
+          progress: bool | None = None, overwrite: bool = False) -> TrainResult:
     """Train ``cfg``'s model with its objective; checkpoints every epoch into ``cfg.train.out_dir``.
 
     ``splits``: pre-built :class:`~zubovnet.data.DatasetSplits` (default: from ``cfg.data``);
     ``stop_after``: return after this many epochs of this call (time-sliced jobs);
-    ``resume``: continue exactly from the latest checkpoint of the run folder.
+    ``resume``: continue exactly from the latest checkpoint of the run folder (a changed
+    epoch count, schedule or learning rate is applied and logged; any other changed setting is
+    refused); ``overwrite``: delete what the run folder holds and start again.  A non-empty run
+    folder is never written without one of them, and a folder being written by another process
+    is refused (:mod:`zubovnet.training.run_folder`).
     """
-    t_start = time.time()
     tc = cfg.train
     distributed, rank, world = _dist_info()
+    lock = RunLock(tc.out_dir)
+    if rank == 0:
+        prepare_run_folder(tc.out_dir, resume, overwrite)
+        lock.acquire()
+    try:
+        return _train(cfg, resume, splits, stop_after, progress, distributed, rank, world)
+    finally:
+        lock.release()
+
+
+def _apply_resume_changes(changes: dict, opt, sched, show: bool) -> None:
+    """Apply the resumable settings that changed (:data:`RESUMABLE_KEYS`) to the optimiser and
+    the scheduler; log every change."""
+    from collections import Counter
+    for key, (old, new) in changes.items():
+        if key == "train.lr":
+            for g in opt.param_groups:
+                scale = g["lr"] / g.get("initial_lr", g["lr"]) if g.get("initial_lr") else 1.0
+                g["initial_lr"] = new
+                g["lr"] = new * scale
+            sched.base_lrs = [new for _ in sched.base_lrs]
+        elif key == "train.milestones":
+            sched.milestones = Counter(int(m) for m in new)
+        if show:
+            print(f"resume: {key} {old!r} -> {new!r} (applied)")
+
+
+def _train(cfg, resume, splits, stop_after, progress, distributed, rank, world) -> TrainResult:
+    t_start = time.time()
+    tc = cfg.train
     device = resolve_device(tc.device)
     if device.type == "cuda" and distributed:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
@@ -147,6 +181,8 @@ def train(cfg: Config, resume: bool = False, splits=None, stop_after: int | None
     start_epoch = 0
     if resume and latest_checkpoint(run_dir) is not None:
         meta = restore_training_state(run_dir, model, opt, sched, device)
+        changes = resume_changes(meta.get("config") or {}, config_to_dict(cfg))
+        _apply_resume_changes(changes, opt, sched, show)
         start_epoch, history = meta["epoch"], meta.get("metrics", [])
         if show:
             print(f"resumed {run_dir} at epoch {start_epoch}")

@@ -24,7 +24,7 @@ from torch import nn
 
 from ...config import Config
 from ..extractors import build_extractor
-from ..lyapunov import make_equilibria
+from ..lyapunov import equilibria_from_config
 from ..ode import ODEBlock
 from ..registry import register_model
 from .lyanet import ModulatedDynamics, ModulatedNODE
@@ -60,8 +60,8 @@ class FxTSNet(ModulatedNODE):
 
 @register_model("fxts")
 def build_fxts(cfg: Config) -> FxTSNet:
-    """FxTS-Net with anchors from ``model.equilibria`` and modulation from ``baseline.fxts_modulation``."""
+    """FxTS-Net with anchors from ``model.equilibria`` and modulation from ``baseline.fxts.modulation``."""
     m, e = cfg.model, cfg.model.equilibria
-    dyn = ModulatedDynamics(m.state_dim, m.ode.hidden, m.ode.activation, cfg.baseline.fxts_modulation)
-    anchors = make_equilibria(m.num_classes, m.state_dim, e.norm, e.steps, e.lr, e.seed)
+    dyn = ModulatedDynamics(m.state_dim, m.ode.hidden, m.ode.activation, cfg.baseline.fxts.modulation)
+    anchors = equilibria_from_config(m)
     return FxTSNet(build_extractor(m), ODEBlock(dyn, m.ode), anchors)

@@ -18,7 +18,7 @@ Input feature modulation.  In LyaNet's code the field sees the input as well as 
 
 an extra linear map ``U`` (``d → hidden``, zero at initialisation so the model starts as the
 plain Neural ODE) from the extracted features, constant along the trajectory.  It is on by
-default (``baseline.lyanet_modulation``); switched off, the field is exactly the shared one.
+default (``baseline.lyanet.modulation``); switched off, the field is exactly the shared one.
 The gradient reaches ``φ`` through ``m`` as well as through ``h(0)``.  With the adjoint method
 the context travels as a constant part of the state (``ṁ = 0``), so the adjoint gradient
 includes the path through ``m`` too.
@@ -127,7 +127,7 @@ class LyaNet(ModulatedNODE):
 
 @register_model("lyanet")
 def build_lyanet(cfg: Config) -> LyaNet:
-    """LyaNet with the shared MLP field, modulated by ``h(0)`` when ``baseline.lyanet_modulation``."""
+    """LyaNet with the shared MLP field, modulated by ``h(0)`` when ``baseline.lyanet.modulation``."""
     m = cfg.model
-    dyn = ModulatedDynamics(m.state_dim, m.ode.hidden, m.ode.activation, cfg.baseline.lyanet_modulation)
+    dyn = ModulatedDynamics(m.state_dim, m.ode.hidden, m.ode.activation, cfg.baseline.lyanet.modulation)
     return LyaNet(build_extractor(m), ODEBlock(dyn, m.ode), m.num_classes, m.state_dim)

@@ -142,9 +142,9 @@ class ProjNODE(NeuralODE):
 @register_model("projnode")
 def build_projnode(cfg: Config) -> ProjNODE:
     """Proj-NODE with ``V``'s ICNN widths / activation from ``model.lyapunov`` and ``a``, ``ε``
-    from ``baseline.projnode_a`` / ``baseline.projnode_eps``."""
-    m, b, lc = cfg.model, cfg.baseline, cfg.model.lyapunov
-    V = ConvexLyapunov(m.state_dim, lc.z_widths, lc.activation, b.projnode_eps, lc.smooth_a,
+    from ``baseline.projnode.a`` / ``baseline.projnode.eps``."""
+    m, b, lc = cfg.model, cfg.baseline.projnode, cfg.model.lyapunov
+    V = ConvexLyapunov(m.state_dim, lc.z_widths, lc.activation, b.eps, lc.smooth_a,
                        lc.init_scale)
-    dyn = ProjectedDynamics(m.state_dim, V, m.ode.hidden, m.ode.activation, b.projnode_a)
+    dyn = ProjectedDynamics(m.state_dim, V, m.ode.hidden, m.ode.activation, b.a)
     return ProjNODE(build_extractor(m), ODEBlock(dyn, m.ode), m.num_classes, m.state_dim)

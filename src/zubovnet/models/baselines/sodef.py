@@ -5,11 +5,11 @@ Defending Against Adversarial Attacks", NeurIPS 2021, and the authors' public co
 
 * Field.  SODEF's own field is ``f(z) = sin(−(W z + b))`` (one linear layer, ``d → d``).  The
   Zubov-Net paper compares every method with the same 2-layer MLP field (hidden 256) and notes
-  that "SODEF uses sin as activation", so the default (``baseline.sodef_field = mlp``) is::
+  that "SODEF uses sin as activation", so the default (``baseline.sodef.form = mlp``) is::
 
       f(z) = W₂ sin(−(W₁ z + b₁)) + b₂
 
-  and ``sodef_field = single`` gives SODEF's original ``sin(−(W z + b))``.
+  and ``baseline.sodef.form = single`` gives SODEF's original ``sin(−(W z + b))``.
 * Head.  Phase 1 trains the extractor through a *frozen* linear head whose rows are ``L``
   vectors with minimal maximum pairwise cosine (SODEF's "max row distance" matrix; here
   :func:`~zubovnet.models.lyapunov.make_equilibria`).  Phase 3 trains the final linear head on
@@ -24,7 +24,7 @@ from torch import nn
 
 from ...config import Config
 from ..extractors import build_extractor
-from ..lyapunov import make_equilibria
+from ..lyapunov import equilibria_from_config
 from ..ode import Dynamics, ODEBlock
 from ..registry import register_model
 from ..zubovnet import ModelOutput
@@ -99,9 +99,9 @@ class SODEF(nn.Module):
 
 @register_model("sodef")
 def build_sodef(cfg: Config) -> SODEF:
-    """SODEF with the field form of ``baseline.sodef_field`` and the max-cosine matrix of
+    """SODEF with the field form of ``baseline.sodef.form`` and the max-cosine matrix of
     ``model.equilibria`` (norm, steps, lr, seed)."""
     m, e = cfg.model, cfg.model.equilibria
-    dyn = SineDynamics(m.state_dim, m.ode.hidden, cfg.baseline.sodef_field)
-    ball = make_equilibria(m.num_classes, m.state_dim, e.norm, e.steps, e.lr, e.seed)
+    dyn = SineDynamics(m.state_dim, m.ode.hidden, cfg.baseline.sodef.form)
+    ball = equilibria_from_config(m)
     return SODEF(build_extractor(m), ODEBlock(dyn, m.ode), ball)
