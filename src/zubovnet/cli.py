@@ -72,9 +72,16 @@ _DELEGATED = (  # (command, module, function stem, help)
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument error is one line (``error: …``, exit 2); ``-h`` still shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zubovnet", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="zubovnet", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
     t.add_argument("config", nargs="?", default=None, help="YAML config (omit: built-in defaults)")

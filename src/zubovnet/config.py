@@ -337,6 +337,7 @@ _RULES: dict[str, object] = {
     "data.num_workers": "int >= 0", "data.train_subset": "int >= 1 or null",
     "data.test_subset": "int >= 1 or null", "data.name": "nonempty",
     "model.num_classes": "int >= 2", "model.state_dim": "int >= 1",
+    "model.extractor": ("choice", ("resnet18", "cnn", "mlp", "identity")),
     "model.in_channels": "int >= 1", "model.image_size": "int >= 1",
     "model.cnn_widths": "positive ints", "model.mean": "list or null", "model.std": "positive list or null",
     "model.ode.solver": ("choice", _solvers), "model.ode.rtol_train": _POS,

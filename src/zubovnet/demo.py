@@ -74,6 +74,10 @@ def _suites(suite: str) -> tuple[list[str], list[str]]:
     ``all``: the same plus the rigorous protocol on ``strong_n`` images; any single suite name
     runs just that suite on the whole split.
     """
+    from .evaluation.suites import SUITES
+    if suite not in ("paper", "all") and suite not in SUITES:
+        raise ValueError(f"unknown demo suite {suite!r}; choose paper, all or one of "
+                         f"{', '.join(SUITES)}")
     if suite == "paper":
         return ["clean", "corruptions", "attacks"], ["strong"]
     if suite == "all":

@@ -8,7 +8,7 @@ shows the traceback instead.  Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-__all__ = ["ZubovnetError", "RunFolderError", "expected_errors"]
+__all__ = ["ZubovnetError", "RunFolderError", "SuiteNotApplicableError", "expected_errors"]
 
 
 class ZubovnetError(Exception):
@@ -18,6 +18,11 @@ class ZubovnetError(Exception):
 class RunFolderError(ZubovnetError):
     """A run folder that cannot be written: locked by another process, or not empty without
     ``--resume`` / ``--overwrite``."""
+
+
+class SuiteNotApplicableError(ZubovnetError, TypeError):
+    """An evaluation suite asked for a model it does not apply to (``certify`` on a model
+    without a Lyapunov head)."""
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:

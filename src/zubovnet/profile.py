@@ -420,6 +420,11 @@ def _configs_from_args(args) -> list[Config]:
         else:
             cfg = load_config(args.config, [f"model.name={spec}"] + extra)
         cfgs.append(cfg)
+    from .models import available_models
+    known = available_models()
+    for cfg in cfgs:
+        if cfg.model.name not in known:
+            raise KeyError(f"unknown model {cfg.model.name!r}; available: {', '.join(known)}")
     return cfgs
 
 

@@ -430,7 +430,8 @@ def certify_suite(r: _Run) -> None:
         msg = (f"the certify suite needs a Zubov-Net (a Lyapunov head); "
                f"{type(model).__name__} has none")
         if r.explicit("certify"):
-            raise TypeError(msg)
+            from ..errors import SuiteNotApplicableError
+            raise SuiteNotApplicableError(msg)
         return na(msg)
     try:
         L_phi = extractor_lipschitz(model.extractor, tuple(r.X.shape[1:]))

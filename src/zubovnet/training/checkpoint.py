@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from ..config import Config, config_from_dict, config_to_dict
 
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "restore_training_state",
+           "checkpoint_config",
            "FORMAT"]
 
 FORMAT = "zubovnet-checkpoint/1"
@@ -232,6 +233,11 @@ def _load_weights(fp: Path) -> dict:
         return load_file(str(fp))
     except Exception as e:   # safetensors raises its own error types on a damaged file
         raise ValueError(f"corrupt checkpoint file {fp}: {e}") from None
+
+
+def checkpoint_config(path: str | Path) -> dict:
+    """The configuration (a dict) stored in the latest readable checkpoint under ``path``."""
+    return _read(Path(path))[0].get("config") or {}
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):

@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from ..config import Config, config_to_dict
 from ..data import build_datasets
 from ..models import build_model
-from .checkpoint import latest_checkpoint, restore_training_state, save_checkpoint
+from .checkpoint import (checkpoint_config, latest_checkpoint, restore_training_state,
+                         save_checkpoint)
 from .objectives import build_objective
 from .run_folder import RunLock, prepare_run_folder, resume_changes
 
@@ -180,9 +181,9 @@ def _train(cfg, resume, splits, stop_after, progress, distributed, rank, world) 
     history: list[dict] = []
     start_epoch = 0
     if resume and latest_checkpoint(run_dir) is not None:
+        changes = resume_changes(checkpoint_config(run_dir), config_to_dict(cfg))
         meta = restore_training_state(run_dir, model, opt, sched, device)
-        changes = resume_changes(meta.get("config") or {}, config_to_dict(cfg))
-        _apply_resume_changes(changes, opt, sched, show)
+        _apply_resume_changes(changes, opt, sched, rank == 0)
         start_epoch, history = meta["epoch"], meta.get("metrics", [])
         if show:
             print(f"resumed {run_dir} at epoch {start_epoch}")
