@@ -36,15 +36,23 @@ SETTINGS = {
               "shape": (1, 28, 28), "over": []},
     "resnet": {"label": "ResNet-18, d = 256, 32×32×3", "base": "configs/cifar10",
                "shape": (3, 32, 32), "over": []},
+    "digits": {"label": "small CNN, d = 32, 8×8×1 (the demo)", "base": "configs/digits",
+               "shape": (1, 8, 8), "over": []},
 }
-MODELS = (("neural_ode", "Neural ODE"), ("zubovnet", "Zubov-Net"),
-          ("paper_literal", "Zubov-Net (paper-literal)"))
+MODELS = (("neural_ode", "Neural ODE", ()), ("zubovnet", "Zubov-Net", ()),
+          ("paper_literal", "Zubov-Net (paper-literal)", ()))
+SAMPLE_SIZES = {   # --sample-sizes: Zubov-Net with fewer consistency / region / boundary samples
+    "half": ("loss.consistency_samples=128", "loss.region_samples=128",
+             "loss.boundary.variants=10"),
+    "quarter": ("loss.consistency_samples=64", "loss.region_samples=64",
+                "loss.boundary.variants=5"),
+}
 MARK_BEGIN = "<!-- bench_overhead: begin -->"
 MARK_END = "<!-- bench_overhead: end -->"
 
 
-def _config(setting: dict, stem: str):
-    cfg = load_config(ROOT / setting["base"] / f"{stem}.yaml", setting["over"])
+def _config(setting: dict, stem: str, over=()):
+    cfg = load_config(ROOT / setting["base"] / f"{stem}.yaml", list(setting["over"]) + list(over))
     c, h, w = setting["shape"]
     m = cfg.model
     m.in_channels, m.image_size, m.num_classes = c, h, 10
@@ -154,7 +162,7 @@ class Bench:
                 "parameters": sum(p.numel() for p in self.model.parameters())}
 
 
-def run(settings, steps, warmup, batch, device) -> dict:
+def run(settings, steps, warmup, batch, device, sample_sizes=False) -> dict:
     out = {"settings": {}, "steps": steps, "warmup": warmup, "batch": batch,
            "device": str(device), "threads": torch.get_num_threads(),
            "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
@@ -162,7 +170,12 @@ def run(settings, steps, warmup, batch, device) -> dict:
                            "bytes saved for backward + parameters, buffers, gradients, Adam state")}
     for key in settings:
         st = SETTINGS[key]
-        benches = [Bench(stem, label, _config(st, stem), device, batch) for stem, label in MODELS]
+        models = list(MODELS)
+        if sample_sizes:
+            models += [("zubovnet", f"Zubov-Net ({k}: {', '.join(o.split('.')[-1] for o in v)})", v)
+                       for k, v in SAMPLE_SIZES.items()]
+        benches = [Bench(stem, label, _config(st, stem, over), device, batch)
+                   for stem, label, over in models]
         for b in benches:
             for _ in range(warmup):
                 b.train_step(record=False)
@@ -230,11 +243,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--sample-sizes", action="store_true",
+                   help="add Zubov-Net rows with the sample sizes of SAMPLE_SIZES")
     p.add_argument("--json", default=None, help="write the numbers here")
     p.add_argument("--markdown", default=None, help="update this Markdown file's section")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    res = run(a.settings, a.steps, a.warmup, a.batch, torch.device(a.device))
+    res = run(a.settings, a.steps, a.warmup, a.batch, torch.device(a.device), a.sample_sizes)
     cmd = "python benchmarks/bench_overhead.py " + " ".join(sys.argv[1:] if argv is None else argv)
     res["command"] = cmd
     if a.json:

@@ -1,6 +1,6 @@
 """Cost of one Zubov-Net training step, by part, and the effect of sharing the conditioning.
 
-The u-path and attention weights of PIACNN depend on the equilibrium only (SPEC §1.7); the
+The u-path and attention weights of PIACNN depend on the equilibrium only (paper eqs. 6–8); the
 library computes them once per call for the L classes and gathers them per point.  The
 "per-point" variant recomputes them for every (point, class) pair, as a direct transcription
 of eqs. 6–8 would.  Writes a Markdown table to stdout (and to --write FILE if given).

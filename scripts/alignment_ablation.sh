@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The alignment ablation (docs/results/alignment.md), exactly as it was run:
-#   scripts/alignment_ablation.sh digits|fashion_mnist|synthetic2d [JOBS] [SUITES]
+#   scripts/alignment_ablation.sh digits|fashion_mnist|synthetic2d [JOBS] [SUITES] [VARIANTS]
 # trains every config of configs/<dataset>/alignment/ (synthetic2d: paper_literal, cla_fc and
-# zubovnet) in JOBS processes of one thread each (default 2, one per core), resuming finished or
+# zubovnet), or only the VARIANTS named (e.g. "paper_literal aligned"), in JOBS processes of one thread each (default 2, one per core), resuming finished or
 # interrupted runs, then evaluates each with SUITES (default: alignment corruptions) and copies
 # the records to docs/results/alignment/<dataset>/<variant>_<suite>.json.
 set -eu
 DS=${1:?dataset: digits, fashion_mnist or synthetic2d}
 JOBS=${2:-2}
 SUITES=${3:-alignment corruptions}
+VARIANTS=${4:-}
 export OMP_NUM_THREADS=1
 Z=${ZUBOVNET:-zubovnet}
 case $DS in
@@ -21,6 +22,9 @@ if [ "$DS" = synthetic2d ]; then
   CONFIGS="configs/synthetic2d/paper_literal.yaml configs/synthetic2d/cla_fc.yaml configs/synthetic2d/zubovnet.yaml"
 else
   CONFIGS=$(ls configs/$DS/alignment/[!_]*.yaml)
+fi
+if [ -n "$VARIANTS" ]; then
+  CONFIGS=$(for v in $VARIANTS; do ls configs/$DS/alignment/$v.yaml; done)
 fi
 OUT=docs/results/alignment/$DS
 mkdir -p "$OUT"

@@ -6,26 +6,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digits_helpers import digits, stack, train_mlp
-from zubovnet.evaluation.attacks import (ATTACKS, Attack, EvaluationModeError, InputGraph,
-                                         MarginPGD, PerturbationError, assert_eval_mode,
+from digits_helpers import stack, train_mlp
+from zubovnet.evaluation.attacks import (ATTACKS, SQUARE_QUERIES, Attack, EvaluationModeError,
+                                         InputGraph, MarginPGD, PerturbationError, assert_eval_mode,
                                          check_perturbation, eps_label, forward_determinism,
                                          input_gradient, make_attack, margin, predict,
                                          reference_autoattack_available, run_attack)
 
 N_TEST = 48
 
-_digits, _stack = digits, stack
-
 
 @pytest.fixture(scope="module")
-def mlp():
-    return train_mlp()
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return _stack(_digits().test, N_TEST)
+def batch(test_set):
+    """The first ``N_TEST`` digits test images and labels (``mlp``, ``test_set``: conftest.py)."""
+    return stack(test_set, N_TEST)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -157,8 +151,9 @@ def test_paper_settings_are_recorded(mlp):
     assert make_attack("fgsm", mlp, eps).describe()["steps"] == 1
     apgd = make_attack("apgd", mlp, eps).describe()
     assert apgd["steps"] == 10 and apgd["loss"] == "ce"
+    assert SQUARE_QUERIES == 5000                  # Square's budget in AutoAttack (Croce & Hein)
     sq = make_attack("square", mlp, eps).describe()
-    assert sq["queries"] == 5000 and sq["loss"] == "margin"
+    assert sq["queries"] == SQUARE_QUERIES and sq["loss"] == "margin"
     with pytest.raises(KeyError):
         make_attack("nope", mlp, eps)
     with pytest.raises(TypeError):
@@ -305,7 +300,7 @@ def test_reference_autoattack_configuration_and_result(mlp, batch):
     assert d["reference"] is True
     assert d["components"] == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert d["apgd_ce"]["steps"] == 100 and d["apgd_t"]["target_classes"] == 9
-    assert d["fab_t"]["target_classes"] == 9 and d["square"]["queries"] == 5000
+    assert d["fab_t"]["target_classes"] == 9 and d["square"]["queries"] == SQUARE_QUERIES
     x_adv = atk(x, y)
     assert (x_adv - x).abs().max() <= 0.25 + 1e-6
     assert (predict(mlp, x_adv) == y).float().mean() <= 0.05
@@ -324,7 +319,7 @@ def test_component_autoattack_fallback(mlp, batch):
     d = atk.describe()
     assert d["reference"] is False and d["steps"] == 100 and d["target_classes"] == 9
     assert d["warnings"] and "not the reference" in d["warnings"][0]   # never silent
-    assert d["square"]["queries"] == 5000
+    assert d["square"]["queries"] == SQUARE_QUERIES
     x_adv = atk(x, y)
     assert (x_adv - x).abs().max() <= 0.25 + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
     assert (predict(mlp, x_adv) == y).float().mean() <= 0.05

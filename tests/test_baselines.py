@@ -1,4 +1,4 @@
-"""Baselines (SPEC §6): each model's defining property, and one training step of every registry
+"""Baselines (paper §IV-A, docs/baselines.md): each model's defining property, and one training step of every registry
 entry through the trainer and the checkpoint (plus the Table V ablations of Zubov-Net)."""
 import argparse
 import copy

@@ -62,7 +62,7 @@ def test_names_in_table_order():
 
 
 def test_cifar10c_parameter_table():
-    # SPEC.md §5 / the CIFAR-10-C generator, severities 1 -> 5.
+    # docs/corruptions.md / the CIFAR-10-C generator, severities 1 -> 5.
     expected = {
         "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),
         "glass_blur": ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),

@@ -1,5 +1,6 @@
 """The Table IV profile: rows, ratios to Neural ODE, the table layout and the CLI record."""
 import argparse
+import copy
 import json
 
 import pytest
@@ -10,19 +11,23 @@ from zubovnet.models import build_model
 from zubovnet.profile import (add_profile_arguments, format_profile_table, profile_models,
                               run_profile)
 
+# a tiny model (the widths of ``small_cfg``) as ``--set`` overrides of the command line
 TINY = ["model.state_dim=8", "model.cnn_widths=[8,16]", "model.ode.hidden=32",
         "model.lyapunov.z_widths=[32,32,1]", "model.lyapunov.u_widths=[32,32]",
         "model.equilibria.steps=50", "loss.boundary.variants=2", "loss.counterexample_steps=1"]
 
 
-def tiny_cfg(name: str) -> Config:
-    from zubovnet.config import load_config
-    cfg = load_config(None, TINY + [f"model.name={name}", "data.name=digits"])
-    cfg.train.progress = False
-    return cfg
+@pytest.fixture
+def tiny_cfg(small_cfg):
+    """``tiny_cfg(name)``: the shared tiny digits config (conftest ``small_cfg``) for ``name``."""
+    def make(name: str) -> Config:
+        cfg = copy.deepcopy(small_cfg)
+        cfg.model.name = name
+        return cfg
+    return make
 
 
-def test_profile_rows_side_by_side_with_ratios():
+def test_profile_rows_side_by_side_with_ratios(tiny_cfg):
     cfgs = [tiny_cfg("neural_ode"), tiny_cfg("zubovnet")]
     rows = profile_models(cfgs, steps=2, batch_size=16, device="cpu", synthetic=True, isolate=False)
     assert [r["model"] for r in rows] == ["neural_ode", "zubovnet"]
@@ -46,7 +51,7 @@ def test_profile_rows_side_by_side_with_ratios():
     assert "| Neural ODE |" in table and "| Zubov-Net |" in table and "Ratios to Neural ODE" in table
 
 
-def test_profile_on_the_real_split_and_without_reference():
+def test_profile_on_the_real_split_and_without_reference(tiny_cfg):
     rows = profile_models([tiny_cfg("feedforward")], steps=2, batch_size=32, device="cpu",
                           isolate=False)
     r = rows[0]
@@ -71,7 +76,7 @@ def test_profile_cli_writes_a_record(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_profile_isolated_subprocess():
+def test_profile_isolated_subprocess(tiny_cfg):
     rows = profile_models([tiny_cfg("feedforward")], steps=2, batch_size=8, device="cpu",
                           synthetic=True, isolate=True)
     assert rows[0]["memory_method"].endswith("_subprocess") and rows[0]["train_step_s"] > 0

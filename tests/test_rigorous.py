@@ -6,24 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digits_helpers import digits, stack, train_mlp
+from digits_helpers import stack
 from zubovnet.evaluation import EvalSettings, RigorousSettings, evaluate
 from zubovnet.evaluation.rigorous import (CHECKS, cosine_per_example, gradient_checks,
                                           run_rigorous, solver_checks)
 
-N = 48
-
-_digits, _stack = digits, stack
-
-
-@pytest.fixture(scope="module")
-def mlp():
-    return train_mlp()
-
-
-@pytest.fixture(scope="module")
-def test_set():
-    return _digits().test
+N = 48                     # the fixtures ``mlp`` and ``test_set`` are in conftest.py
 
 
 def _fast(**kw) -> EvalSettings:
@@ -171,7 +159,7 @@ def test_detach_model_is_flagged_not_crashing(mlp, test_set):
 
 
 def test_straight_through_gradients_are_flagged_as_uninformative(mlp, test_set):
-    x, y = _stack(test_set, 32)
+    x, y = stack(test_set, 32)
     v = {d["check"]: d for d in gradient_checks(StraightThrough(mlp).eval(), x, y)}
     assert v["zero_gradients"]["status"] == "pass"
     assert v["gradient_informative"]["status"] == "FLAG"
@@ -213,7 +201,7 @@ def tiny_zubovnet():
 def test_ode_solver_checks_and_eval_tolerance(tiny_zubovnet, test_set):
     from zubovnet.models import ode_blocks
     model = tiny_zubovnet
-    x, y = _stack(test_set, 16)
+    x, y = stack(test_set, 16)
     seen = []
     hook = ode_blocks(model)[0].register_forward_pre_hook(
         lambda mod, args: seen.append((mod.training, mod.tolerances, mod.solver)))
@@ -244,5 +232,5 @@ def test_ode_solver_checks_and_eval_tolerance(tiny_zubovnet, test_set):
 
 
 def test_solver_checks_na_without_ode(mlp, test_set):
-    x, y = _stack(test_set, 8)
+    x, y = stack(test_set, 8)
     assert [d["status"] for d in solver_checks(mlp, x, y)] == ["n/a", "n/a"]

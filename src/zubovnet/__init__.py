@@ -3,7 +3,7 @@ learned per-class Lyapunov functions, trained with Zubov's equation as a loss).
 
 Public API::
 
-    from zubovnet import load_config, build_model, train, load_checkpoint
+    from zubovnet import load_config, build_model, train, evaluate, load_checkpoint, load_pretrained
 """
 from .config import Config, load_config
 from .models import build_model
@@ -23,4 +23,19 @@ def load_checkpoint(path, **kwargs):
     return _load(path, **kwargs)
 
 
-__all__ = ["Config", "load_config", "build_model", "train", "load_checkpoint", "__version__"]
+def evaluate(model, dataset, suite="clean", **kwargs):
+    """Evaluate ``model`` on ``dataset`` with ``suite``; the record (see
+    :func:`zubovnet.evaluation.evaluate`)."""
+    from .evaluation import evaluate as _evaluate
+    return _evaluate(model, dataset, suite, **kwargs)
+
+
+def load_pretrained(name: str, **kwargs):
+    """Load ``(model, cfg, claim)`` of a checkpoint shipped with the package, by name
+    (:mod:`zubovnet.pretrained`; ``available_pretrained()`` lists them)."""
+    from .pretrained import load_pretrained as _load
+    return _load(name, **kwargs)
+
+
+__all__ = ["Config", "load_config", "build_model", "train", "evaluate", "load_checkpoint",
+           "load_pretrained", "__version__"]

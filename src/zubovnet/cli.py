@@ -45,29 +45,53 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    from .data.registry import _INFO, _ensure_loaded
+    from .data import dataset_names
     from .models import available_models
+    from .pretrained import available_pretrained
     from .training import available_objectives
-    _ensure_loaded()
     print("models:     ", ", ".join(available_models()))
     print("objectives: ", ", ".join(o for o in available_objectives() if o != "adversarial"))
     print("adversarial:", "pgd_at, trades, mart (adversarial.method; wraps any objective)")
-    print("datasets:   ", ", ".join(sorted(_INFO)))
+    print("datasets:   ", ", ".join(dataset_names()))
+    print("pretrained: ", ", ".join(available_pretrained()) or "none",
+          "(zubovnet eval pretrained:NAME; zubovnet.load_pretrained)")
     return 0
 
 
 def _cmd_demo(args) -> int:
     from .demo import run_demo
     run_demo(out_dir=args.out, epochs=args.epochs, n_eval=args.n, quick=args.quick,
-             device=args.device, suite=args.suite, strong_n=args.strong_n)
+             device=args.device, suite=args.suite, protocol="full" if args.full else "fast",
+             jobs=args.jobs, threads=args.threads)
     return 0
+
+
+def default_threads() -> int:
+    """Torch CPU threads when ``--threads`` is not given: ``$OMP_NUM_THREADS`` if set, else half
+    the cores (at least one).  Torch's own default, every core, oversubscribes a machine that
+    runs anything else (on two busy cores two threads ran 5-15x slower than one)."""
+    import os
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--threads must be a positive integer, got {text!r}")
+    return value
 
 
 _DELEGATED = (  # (command, module, function stem, help)
     ("eval", ".evaluation.cli", "eval", "evaluate checkpoints (clean, corruptions, attacks, ...)"),
     ("table", ".evaluation.cli", "table", "render the paper's tables from evaluation records"),
     ("profile", ".profile", "profile", "parameters, train time, memory, inference time (Table IV)"),
-    ("reproduce", ".reproduce", "reproduce", "run a paper experiment: train, evaluate, tables, figures"),
+    ("reproduce", ".experiments.cli", "reproduce", "run a paper experiment: train, evaluate, tables, figures"),
     ("figures", ".analysis", "figures", "draw the paper's figures from runs and evaluation records"),
 )
 
@@ -81,7 +105,13 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="zubovnet", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=_threads, default=None,
+                        help="torch CPU threads per process (default: $OMP_NUM_THREADS, else "
+                             "half the cores)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
     t.add_argument("config", nargs="?", default=None, help="YAML config (omit: built-in defaults)")
@@ -107,10 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     d.add_argument("--n", type=int, default=None, help="test images evaluated (default: all)")
-    d.add_argument("--suite", default="paper",
-                   help="paper (Tables I-III), all (+ rigorous), or one suite name")
-    d.add_argument("--strong-n", type=int, default=50,
-                   help="test images of the Table III / rigorous suites (default 50)")
+    d.add_argument("--suite", default=None,
+                   help="default: the protocol's suites; paper (Tables I-III only) or one suite name")
+    d.add_argument("--full", action="store_true",
+                   help="the documented protocols unchanged (default: the 3-minute fast protocol, "
+                        "docs/demo.md)")
+    d.add_argument("--jobs", type=int, default=None,
+                   help="processes, one model each (default: one per core, at most 2)")
     d.add_argument("--device", default="cpu")
     d.add_argument("--quick", action="store_true",
                    help="smoke test: tiny training budget, Square 50 queries, no AutoAttack")
@@ -138,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         argv.remove("--debug")
     args = build_parser().parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads or default_threads())
     from .errors import expected_errors
     try:
         return args.fn(args)

@@ -67,7 +67,7 @@ class ODEConfig:
 
 @dataclass
 class EquilibriaConfig:
-    norm: float = 3.0                    # ||c_i|| (SPEC §8: the norm interacts with the linear head)
+    norm: float = 3.0                    # ||c_i|| (the norm interacts with the linear head; docs/design.md)
     steps: int = 500                     # gradient steps minimising the max pairwise cosine similarity
     lr: float = 0.02
     temperature: float = 100.0           # τ of the smooth maximum of the pairwise cosines (make_equilibria)

@@ -1,16 +1,23 @@
 """``make demo``: Zubov-Net vs the plain Neural ODE on scikit-learn's 8x8 digits, on CPU.
 
 Trains both models from the embedded config ``resources/demo.yaml`` (resuming if a run folder
-already exists), evaluates them with the paper protocol on the test split (Tables I and II on
-every test image, Table III on a subset), prints a side-by-side table and the paper's tables,
-and writes ``OUT/results.json``, one evaluation record per model and suite group in
-``OUT/records/``, and PNG plots of the training curves.
+already exists), evaluates them on the test split, prints a side-by-side table, the paper's
+tables and the wall time of every part, and writes ``OUT/results.json``, one evaluation record
+per model and suite group in ``OUT/records/``, and PNG plots of the training curves.
+
+Two protocols (:data:`PROTOCOLS`, ``docs/demo.md``): ``fast`` (default, about 3 minutes on two
+cores) runs Tables I and II on every test image and Table III, the rigorous worst case and the
+alignment rate on a small sample with reduced budgets, every one of them named in the records;
+``full`` (``zubovnet demo --full``) runs the documented protocols unchanged.  The two models
+train and evaluate in parallel, one process of one thread per core.
 """
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -18,9 +25,43 @@ import torch
 
 from .config import config_to_dict, load_config
 
-__all__ = ["run_demo", "demo_config", "DEMO_MODELS"]
+__all__ = ["run_demo", "demo_config", "DEMO_MODELS", "DemoProtocol", "PROTOCOLS"]
 
 DEMO_MODELS = ("zubovnet", "neural_ode")
+
+
+@dataclass(frozen=True)
+class DemoProtocol:
+    """What the demo evaluates, and on how many images.
+
+    ``full_suites`` run on every test image (or ``--n``); each group of ``small_groups`` on the
+    first ``small_n`` of them (one record per group; a group with ``strong`` waits for both
+    models, the other model being its VNI-FGSM surrogate); the alignment suite (models with
+    equilibria only) with ``alignment_per_class`` points inside each class's PRoA.
+    ``square_queries``, ``strong_autoattack`` and ``rigorous`` override
+    :class:`~zubovnet.evaluation.EvalSettings` (``None``/empty: the documented value).
+    """
+    name: str
+    full_suites: tuple = ("clean", "corruptions", "attacks")
+    small_groups: tuple = (("strong",), ("rigorous",))
+    small_n: int = 50
+    alignment_per_class: int = 200
+    square_queries: int | None = None
+    strong_autoattack: bool = True
+    rigorous: dict = field(default_factory=dict)
+
+
+PROTOCOLS = {
+    # about 3 minutes on 2 cores (docs/demo.md): Table III, the rigorous worst case and the
+    # alignment rate on 32 images / 20 points per class, with the budgets below; reference
+    # AutoAttack (standard, full budget) once per model, at 8/255 inside the worst case
+    "fast": DemoProtocol(
+        "fast", small_n=32, alignment_per_class=20, square_queries=500, strong_autoattack=False,
+        rigorous=dict(pgd_steps=20, pgd_restarts=1, apgd_steps=20, square_queries=500,
+                      large_eps_steps=20, grad_n=16, adv_check_steps=10, rk4_attack=False)),
+    # the documented protocols unchanged (docs/evaluation.md, docs/alignment.md)
+    "full": DemoProtocol("full", small_n=50, alignment_per_class=200),
+}
 
 
 def demo_config(model: str, out_dir: str | Path, epochs: int | None = None, quick: bool = False,
@@ -67,22 +108,44 @@ def _hardware() -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def _suites(suite: str) -> tuple[list[str], list[str]]:
-    """(suites on the whole test split, suites on the ``strong_n`` subset) for a demo suite name.
+def _suites(suite: str | None, protocol: DemoProtocol) -> tuple[list[str], list[list[str]]]:
+    """(suites on the whole test split, suite groups on the small sample) for a demo suite name.
 
-    ``paper`` (default): Tables I and II on every test image, Table III on ``strong_n`` images;
-    ``all``: the same plus the rigorous protocol on ``strong_n`` images; any single suite name
-    runs just that suite on the whole split.
+    ``None`` (default): the protocol's (Tables I and II on every test image; Table III and the
+    rigorous worst case on ``small_n``; the alignment rate is added per model); ``paper``:
+    Tables I–III only; any single suite name runs just that suite on the whole split.
     """
     from .evaluation.suites import SUITES
-    if suite not in ("paper", "all") and suite not in SUITES:
-        raise ValueError(f"unknown demo suite {suite!r}; choose paper, all or one of "
-                         f"{', '.join(SUITES)}")
+    if suite is None:
+        return list(protocol.full_suites), [list(g) for g in protocol.small_groups]
+    if suite not in ("paper",) and suite not in SUITES:
+        raise ValueError(f"unknown demo suite {suite!r}; choose paper or one of {', '.join(SUITES)}")
     if suite == "paper":
-        return ["clean", "corruptions", "attacks"], ["strong"]
-    if suite == "all":
-        return ["clean", "corruptions", "attacks"], ["strong", "rigorous"]
+        return list(protocol.full_suites), [["strong"]]
     return [suite], []
+
+
+def _settings(protocol: DemoProtocol, quick: bool):
+    from .evaluation import EvalSettings
+    from .evaluation.rigorous import RigorousSettings
+    from .analysis.alignment import AlignmentSettings
+    s = EvalSettings(alignment=AlignmentSettings(n_per_class=protocol.alignment_per_class),
+                     rigorous=RigorousSettings(**protocol.rigorous))
+    if protocol.square_queries is not None:
+        s = replace(s, square_queries=protocol.square_queries)
+    s = replace(s, autoattack=protocol.strong_autoattack)
+    if quick:   # smoke test: small query budgets, no reference AutoAttack
+        s = replace(s, square_queries=50, autoattack=False,
+                    alignment=AlignmentSettings(n_per_class=4, classes=2),
+                    rigorous=replace(s.rigorous, autoattack=False, square_queries=50,
+                                     pgd_steps=5, pgd_restarts=1, apgd_steps=5, grad_n=8,
+                                     large_eps_steps=5, adv_check_steps=3, rk4_attack=False))
+    return s
+
+
+def default_jobs() -> int:
+    """Processes the demo runs its two models in: one per core, at most two."""
+    return max(1, min(len(DEMO_MODELS), os.cpu_count() or 1))
 
 
 def plot_training_curves(histories: dict, path: Path) -> None:
@@ -111,96 +174,225 @@ def plot_training_curves(histories: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def run_demo(out_dir: str | Path = "runs/demo", epochs: int | None = None, n_eval: int | None = None,
-             quick: bool = False, device: str = "cpu", suite: str = "paper", seed: int = 0,
-             strong_n: int = 50) -> dict:
-    """Train both demo models, evaluate them, print the tables, write results and plots.
-
-    Evaluation (:func:`zubovnet.evaluation.evaluate`): corruptions (Table I) and the white-box
-    attacks (Table II) on every test image (or ``n_eval``), Table III (VNI-FGSM transferred from
-    the other demo model, Square, reference AutoAttack) on the first ``strong_n`` of them.
-    """
-    from .data import build_datasets
-    from .evaluation import EvalSettings, evaluate, render_table, write_record
+def _train_job(name: str, out_dir: str, epochs, quick: bool, device: str, threads: int) -> dict:
+    """Train one demo model (resuming a finished or interrupted run); picklable summary."""
+    torch.set_num_threads(threads)
+    _quiet()
     from .training import train
+    cfg = demo_config(name, out_dir, epochs, quick, device)
+    print(f"== training {name} ({cfg.train.epochs} epochs) -> {cfg.train.out_dir}", flush=True)
+    t0 = time.time()
+    res = train(cfg, resume=True, progress=False)
+    return {"name": name, "history": res.history, "train_s": time.time() - t0,
+            "run_dir": str(res.run_dir)}
+
+
+def _quiet() -> None:
+    import warnings
+    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated")
+
+
+def _load_trained(name: str, out_dir: str):
+    """The trained model and config of ``OUT/name`` (its latest checkpoint)."""
+    from . import load_checkpoint
+    model, cfg, _ = load_checkpoint(Path(out_dir) / name, device="cpu")
+    return model.eval(), cfg
+
+
+def _eval_job(name: str, out_dir: str, threads: int, suites: list, small: bool,
+              protocol: DemoProtocol, quick: bool, n_eval, seed: int) -> dict:
+    """Evaluate one demo model with one suite group (the other model is the VNI-FGSM
+    surrogate); write its record.  ``small``: on the protocol's small sample."""
+    torch.set_num_threads(threads)
+    _quiet()
+    from .data import build_datasets
+    from .analysis.alignment import AlignmentError
+    from .errors import SuiteNotApplicableError
+    from .evaluation import evaluate, write_record
+    model, cfg = _load_trained(name, out_dir)
+    other = [m for m in DEMO_MODELS if m != name][0]
+    surrogate = {other: _load_trained(other, out_dir)[0]} if "strong" in suites else None
+    test = build_datasets(cfg.data).test
+    n = len(test) if n_eval is None else min(n_eval, len(test))
+    k = min(16 if quick else protocol.small_n, n) if small else n
+    label = "+".join(suites)
+    out = {"name": name, "suites": label, "n": k, "record": None, "path": None,
+           "solver": model.ode.describe() if hasattr(model, "ode") else None,
+           "config": config_to_dict(cfg), "run_dir": str(cfg.train.out_dir)}
+    print(f"== evaluating {name}: {label} on {k} images", flush=True)
+    t0 = time.time()
+    try:
+        rec = evaluate(model, test, suites, n=k, seed=seed, device="cpu", model_name=name,
+                       config=cfg, surrogate=surrogate, progress=False, dataset_name="digits",
+                       settings=_settings(protocol, quick))
+    except (SuiteNotApplicableError, AlignmentError) as err:
+        out["skipped"] = str(err)
+        return out
+    path = Path(out_dir) / "records" / f"{name}_{label}.json"
+    write_record(rec, path)
+    out.update(record=rec, path=str(path), eval_s=time.time() - t0)
+    return out
+
+
+class _Jobs:
+    """Runs calls in ``jobs`` spawned processes (started once for the whole demo), or inline."""
+
+    def __init__(self, jobs: int):
+        self.jobs, self.pool = jobs, None
+
+    def __enter__(self):
+        if self.jobs > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+            self.pool = ProcessPoolExecutor(max_workers=self.jobs,
+                                            mp_context=mp.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, fn, *args):
+        """A future of ``fn(*args)`` (run at once, in this process, without a pool)."""
+        if self.pool is not None:
+            return self.pool.submit(fn, *args)
+        from concurrent.futures import Future
+        f = Future()
+        try:
+            f.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - re-raised by f.result()
+            f.set_exception(e)
+        return f
+
+
+def _schedule(pool: _Jobs, train_call, groups: dict, eval_call) -> tuple[dict, list, dict]:
+    """Train every model; start each suite group as soon as the models it needs are trained
+    (a group with ``strong`` needs both: the other model is its surrogate).
+
+    Returns ``(training summaries by model, evaluation results, phase wall times)``."""
+    from concurrent.futures import as_completed
+    t0 = time.time()
+    futures = {pool.submit(*train_call(m)): m for m in groups}
+    trained, evals = {}, []
+    for f in as_completed(futures):
+        m = futures[f]
+        trained[m] = f.result()
+        evals += [pool.submit(*eval_call(m, g, small)) for g, small in groups[m]
+                  if "strong" not in g]
+    t_train = time.time() - t0
+    evals += [pool.submit(*eval_call(m, g, small)) for m in groups for g, small in groups[m]
+              if "strong" in g]
+    results = [f.result() for f in evals]
+    return trained, results, {"training": t_train, "all": time.time() - t0}
+
+
+def _headline(rec: dict, first: bool) -> dict:
+    out = {}
+    for key, entry in rec["results"].items():
+        if isinstance(entry, dict) and entry.get("accuracy") is not None:
+            out[key if first or key != "clean" else f"clean (n={entry['n']})"] = entry["accuracy"]
+    return out
+
+
+def run_demo(out_dir: str | Path = "runs/demo", epochs: int | None = None, n_eval: int | None = None,
+             quick: bool = False, device: str = "cpu", suite: str | None = None, seed: int = 0,
+             protocol: str = "fast", jobs: int | None = None, threads: int | None = None) -> dict:
+    """Train both demo models, evaluate them, print the tables and timings, write results and plots.
+
+    ``protocol``: a key of :data:`PROTOCOLS`; ``jobs``: processes (default one per core, at most
+    two); ``threads``: torch threads of each (default: the cores shared out, at least one);
+    ``quick``: a smoke test (tiny budgets).
+    """
+    from .evaluation import render_table
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown demo protocol {protocol!r}; choose {', '.join(PROTOCOLS)}")
+    proto = PROTOCOLS[protocol]
+    full_suites, small_groups = _suites(suite, proto)
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     out_dir = Path(out_dir)
     (out_dir / "records").mkdir(parents=True, exist_ok=True)
-    full_suites, small_suites = _suites(suite)
-    settings = EvalSettings()
-    if quick:   # smoke test: small query budgets for the black-box attacks
-        strong_n = min(strong_n, 16)
-        settings = EvalSettings(square_queries=50, autoattack=False)
-    results: dict = {"dataset": "digits", "suite": suite, "versions": _versions(),
-                     "hardware": _hardware(), "models": {}}
-    histories, trained, cfgs, t_train = {}, {}, {}, {}
+    t_start = time.time()
+    results: dict = {"dataset": "digits", "protocol": asdict(proto), "suite": suite,
+                     "versions": _versions(), "hardware": dict(_hardware(), jobs=jobs,
+                                                               threads_per_job=threads),
+                     "models": {}}
+    canonical = ([(full_suites, False)] + [(g, True) for g in small_groups]
+                 + ([(["alignment"], False)] if suite is None else []))
+    # the longest group (the rigorous one, with reference AutoAttack) is queued first
+    groups = {m: sorted(canonical, key=lambda gs: "rigorous" not in gs[0]) for m in DEMO_MODELS}
+    order = ["+".join(g) for g, _ in canonical]
+    with _Jobs(jobs) as pool:
+        trained, evals, walls = _schedule(
+            pool, lambda m: (_train_job, m, str(out_dir), epochs, quick, device, threads), groups,
+            lambda m, g, small: (_eval_job, m, str(out_dir), threads, g, small, proto, quick,
+                                 n_eval, seed))
+    records: dict = {m: [e["record"] for e in evals if e["name"] == m and e["record"]]
+                     for m in DEMO_MODELS}
+    for e in evals:
+        if e.get("skipped"):
+            print(f"   {e['name']}: {e['suites']} not run: {e['skipped']}")
     for name in DEMO_MODELS:
-        cfg = demo_config(name, out_dir, epochs, quick, device)
-        print(f"== training {name} ({cfg.train.epochs} epochs) -> {cfg.train.out_dir}", flush=True)
-        t0 = time.time()
-        res = train(cfg, resume=True)
-        t_train[name] = time.time() - t0
-        histories[name], trained[name], cfgs[name] = res.history, res.model.cpu().eval(), cfg
-    test = build_datasets(cfgs[DEMO_MODELS[0]].data).test
-    n = len(test) if n_eval is None else min(n_eval, len(test))
-    records: dict = {}
-    for name in DEMO_MODELS:
-        other = [m for m in DEMO_MODELS if m != name][0]
-        print(f"== evaluating {name}: {'+'.join(full_suites)} on {n} images"
-              + (f", {'+'.join(small_suites)} on {min(strong_n, n)}" if small_suites else ""), flush=True)
-        t0 = time.time()
-        recs = [evaluate(trained[name], test, full_suites, n=n, seed=seed, device="cpu",
-                         model_name=name, config=cfgs[name], progress=not quick,
-                         dataset_name="digits", settings=settings)]
-        if small_suites:
-            recs.append(evaluate(trained[name], test, small_suites, n=min(strong_n, n), seed=seed,
-                                 device="cpu", model_name=name, config=cfgs[name],
-                                 surrogate={other: trained[other]}, progress=not quick,
-                                 dataset_name="digits", settings=settings))
-        t_eval = time.time() - t0
-        for rec in recs:
-            write_record(rec, out_dir / "records" / f"{name}_{'+'.join(rec['suites_requested'])}.json")
-        records[name] = recs
+        tr = trained[name]
+        mine = [e for e in evals if e["name"] == name]
+        done = sorted((e for e in mine if e["record"]), key=lambda e: order.index(e["suites"]))
         metrics = {}
-        for rec in recs:
-            for key, entry in rec["results"].items():
-                if isinstance(entry, dict) and entry.get("accuracy") is not None:
-                    label = key if rec is recs[0] or key != "clean" else f"clean (n={entry['n']})"
-                    metrics[label] = entry["accuracy"]
+        for i, e in enumerate(done):
+            metrics.update(_headline(e["record"], i == 0))
+        small_runs = [e["n"] for e in done if e["suites"] in {"+".join(g) for g in small_groups}]
         results["models"][name] = {
-            "metrics": metrics, "n_test": n, "n_strong": min(strong_n, n) if small_suites else 0,
-            "seed": cfgs[name].train.seed,
-            "records": [str(out_dir / "records" / f"{name}_{'+'.join(r['suites_requested'])}.json")
-                        for r in recs],
-            "verdicts": [v for r in recs for v in r.get("verdicts", [])],
-            "solver": trained[name].ode.describe() if hasattr(trained[name], "ode") else None,
-            "timings": {"train_s": t_train[name], "eval_s": t_eval,
-                        "train_epochs_s": sum(r["train_time"] for r in histories[name])},
-            "config": config_to_dict(cfgs[name]), "run_dir": str(cfgs[name].train.out_dir)}
+            "metrics": metrics,
+            "n_test": next(e["n"] for e in mine if e["suites"] == order[0]),
+            "n_strong": small_runs[0] if small_runs else 0,
+            "seed": mine[0]["config"]["train"]["seed"],
+            "records": [e["path"] for e in done],
+            "verdicts": [v for e in done for v in e["record"].get("verdicts", [])],
+            "solver": mine[0]["solver"],
+            "timings": {"train_s": tr["train_s"], "eval_s": sum(e["eval_s"] for e in done),
+                        "eval_parts_s": {e["suites"]: e["eval_s"] for e in done},
+                        "train_epochs_s": sum(r["train_time"] for r in tr["history"])},
+            "config": mine[0]["config"], "run_dir": mine[0]["run_dir"]}
     names = list(results["models"])
-    keys = [k for k in results["models"][names[0]]["metrics"]]
+    keys = list(dict.fromkeys(k for m in names for k in results["models"][m]["metrics"]))
     lines = ["| metric | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     for k in keys:
         lines.append(f"| {k} | " + " | ".join(
-            f"{100 * results['models'][m]['metrics'].get(k, float('nan')):.2f}" for m in names) + " |")
-    lines.append("| train time (s) | " + " | ".join(
-        f"{results['models'][m]['timings']['train_s']:.0f}" for m in names) + " |")
-    lines.append("| eval time (s) | " + " | ".join(
-        f"{results['models'][m]['timings']['eval_s']:.0f}" for m in names) + " |")
+            f"{100 * results['models'][m]['metrics'][k]:.2f}" if k in results['models'][m]['metrics']
+            else "n/a" for m in names) + " |")
     table = "\n".join(lines)
     results["table_markdown"] = table
-    print(f"\nDigits test set: Zubov-Net vs Neural ODE, accuracy % ({n} images; "
-          f"Table III rows on {results['models'][names[0]]['n_strong']})\n")
+    print(f"\nDigits test set: Zubov-Net vs Neural ODE, accuracy % "
+          f"({results['models'][names[0]]['n_test']} images; "
+          f"small-sample rows on {results['models'][names[0]]['n_strong']}; protocol {protocol}, "
+          f"docs/demo.md)\n")
     print(table)
     flat = [r for m in names for r in records[m]]
-    for layout, needs in (("table1", "corruptions"), ("table2", "attacks"), ("table3", "strong")):
+    for layout, needs in (("table1", "corruptions"), ("table2", "attacks"), ("table3", "strong"),
+                          ("rigorous", "rigorous"), ("alignment", "alignment")):
         rows = [r for r in flat if needs in r["suites_requested"]]
         if rows:
-            print(f"\n{layout} layout:\n" + render_table(rows, layout))
+            try:
+                print(f"\n{layout} layout:\n" + render_table(rows, layout))
+            except ValueError:
+                pass
     flags = [(m, v) for m in names for v in results["models"][m]["verdicts"] if v.get("status") == "FLAG"]
     for m, v in flags:
         print(f"FLAG {m}: {v.get('check')}: {v.get('reason')}")
     with open(out_dir / "results.json", "w") as fh:
         json.dump(results, fh, indent=1)
-    plot_training_curves(histories, out_dir / "training_curves.png")
+    plot_training_curves({m: trained[m]["history"] for m in names}, out_dir / "training_curves.png")
+    parts = [(f"train {m}", trained[m]["train_s"]) for m in names]
+    parts += [(f"eval {m}: {k}", v) for m in names
+              for k, v in results["models"][m]["timings"]["eval_parts_s"].items()]
+    parts += [(f"until both models are trained ({jobs} processes, wall)", walls["training"]),
+              (f"training and evaluation ({jobs} processes, wall)", walls["all"]),
+              ("total wall", time.time() - t_start)]
+    results["timings"] = dict(parts)
+    with open(out_dir / "results.json", "w") as fh:
+        json.dump(results, fh, indent=1)
+    print("\nwall time (s):")
+    width = max(len(k) for k, _ in parts)
+    for k, v in parts:
+        print(f"  {k:<{width}}  {v:7.1f}")
     print(f"\nwrote {out_dir / 'results.json'}, {out_dir / 'records'}/ and {out_dir / 'training_curves.png'}")
     return results

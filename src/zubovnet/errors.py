@@ -31,11 +31,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from .models import StepSizeUnderflowError
     out: list[type[BaseException]] = [ZubovnetError, ConfigError, StepSizeUnderflowError,
                                       OSError, ValueError, KeyError]
-    try:
-        from .data import DatasetNotFoundError
-        out.append(DatasetNotFoundError)
-    except ImportError:  # pragma: no cover
-        pass
+    from .data import DatasetNotFoundError
+    out.append(DatasetNotFoundError)
     from .analysis.alignment import AlignmentError
     from .analysis.certify import UnsupportedLayerError
     out += [AlignmentError, UnsupportedLayerError]

@@ -30,6 +30,14 @@ What is measured
   ``memory_method`` names the method in every row.
 * Synthetic data (``synthetic=True``): uniform images of the dataset's shape and uniform labels;
   the epoch sizes come from :data:`EPOCH_SIZES` (or ``train_size`` / ``test_size``).
+
+Trained runs
+------------
+:func:`profile_run` gives the Table IV numbers of a run folder that ``zubovnet train`` (or
+``zubovnet reproduce table4-profile``, which writes them to ``RUN/profile.json``) has trained:
+the checkpoint's parameters, the mean ``train_time`` of the epochs logged in ``metrics.csv``,
+the CUDA peak memory of forward + backward steps of the run's own objective (no optimiser
+step), and eval-mode inference over the test split, data loading included.
 """
 from __future__ import annotations
 
@@ -49,14 +57,15 @@ import torch
 
 from .config import Config, config_from_dict, config_to_dict
 
-__all__ = ["profile_models", "profile_one", "format_profile_table", "add_profile_arguments",
-           "run_profile", "DISPLAY_NAMES", "EPOCH_SIZES"]
+__all__ = ["profile_models", "profile_one", "profile_run", "format_profile_table",
+           "add_profile_arguments", "run_profile", "DISPLAY_NAMES", "EPOCH_SIZES"]
 
 DISPLAY_NAMES = {"resnet18": "ResNet18", "feedforward": "Feed-forward", "neural_ode": "Neural ODE",
                  "lyanet": "LyaNet", "projnode": "Proj-NODE", "sodef": "SODEF",
                  "fxts": "FxTS-Net", "zubovnet": "Zubov-Net"}
 
-# (train, test) images of the standard splits (the epoch a paper reports on)
+# (train, test) images of the standard splits (the epoch a paper reports on); the data
+# registry (zubovnet.data.dataset_info) records shapes and statistics but not split sizes
 EPOCH_SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000), "svhn": (73257, 26032),
                "mnist": (60000, 10000), "fashion_mnist": (60000, 10000),
                "tiny_imagenet": (100000, 10000), "digits": (1437, 360)}
@@ -106,6 +115,10 @@ def _reset_peak_rss() -> bool:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _param_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def _synthetic_batches(cfg: Config, n: int, batch_size: int, seed: int):
@@ -183,7 +196,7 @@ def profile_one(cfg: Config, steps: int | None = 20, batch_size: int | None = No
         objective.set_epoch(epoch)
     tc = cfg.train
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
-    params = sum(p.numel() for p in model.parameters())
+    params = _param_count(model)
 
     def train_step(x, y):
         x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
@@ -342,6 +355,68 @@ def profile_models(cfgs: Sequence[Config], steps: int | None = 20, batch_size: i
     return rows
 
 
+def profile_run(run_dir: str | Path, cfg: Config, device: str = "cpu", memory_steps: int = 20,
+                n: int | None = None, batch_size: int = 128) -> dict:
+    """Table IV numbers of a trained run (module docstring, "Trained runs").
+
+    * ``params_M``: parameters / 1e6;
+    * ``train_time_per_epoch_s``: mean ``train_time`` of the epochs in ``metrics.csv`` (the
+      profile configs train 5 epochs);
+    * ``train_memory_GB``: on CUDA, the mean over ``memory_steps`` training steps of the peak
+      memory allocated during the step (``torch.cuda.max_memory_allocated``, reset before
+      each); ``None`` on CPU;
+    * ``inference_time_per_epoch_s``: eval-mode forward passes over the test split in batches
+      of ``batch_size`` (``n`` images, scaled to the whole split).
+    """
+    from torch.utils.data import DataLoader, Subset
+    from .analysis.dynamics import read_metrics
+    from .data import build_datasets
+    from .training.checkpoint import load_checkpoint
+    from .training.objectives import build_objective
+    dev = torch.device(device)
+    model, ck_cfg, meta = load_checkpoint(run_dir, device=dev)
+    params = _param_count(model)
+    times = [r["train_time"] for r in read_metrics(run_dir)
+             if not math.isnan(r.get("train_time", math.nan))]
+    splits = build_datasets(cfg.data)
+    mem = None
+    if dev.type == "cuda":
+        objective = build_objective(ck_cfg, model)
+        model.train()
+        loader = DataLoader(splits.train, batch_size=cfg.data.batch_size, shuffle=True)
+        peaks = []
+        for step, (xb, yb) in enumerate(loader):
+            if step >= memory_steps:
+                break
+            xb, yb = xb.to(dev), yb.to(dev)
+            _sync(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            loss, _ = objective(model, xb, yb)
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+            _sync(dev)
+            peaks.append(torch.cuda.max_memory_allocated(dev) / _GB)
+        mem = sum(peaks) / len(peaks) if peaks else None
+        model.eval()
+    test = splits.test
+    size = len(test)
+    use = size if n is None else min(n, size)
+    loader = DataLoader(Subset(test, range(use)), batch_size=batch_size, shuffle=False)
+    model.eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for xb, _ in loader:
+            model(xb.to(dev))
+    _sync(dev)
+    infer = (time.perf_counter() - t0) * size / max(use, 1)
+    return {"params_M": params / 1e6,
+            "train_time_per_epoch_s": (sum(times) / len(times)) if times else None,
+            "train_epochs_timed": len(times), "train_memory_GB": mem,
+            "train_memory_note": None if mem is not None else "measured on CUDA only",
+            "inference_time_per_epoch_s": infer, "inference_images_timed": use, "size": size,
+            "n": use, "device": str(dev), "epoch": meta.get("epoch")}
+
+
 def _fmt(v, spec: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
@@ -402,8 +477,6 @@ def add_profile_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     iso.add_argument("--no-isolate", dest="isolate", action="store_false")
     parser.add_argument("--epoch", type=int, default=0,
                         help="epoch given to phased objectives (SODEF) before timing (default 0)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: torch's default)")
     parser.add_argument("--out", default=None, metavar="FILE.json", help="write rows + environment")
     return parser
 

@@ -34,7 +34,8 @@ class BoundaryResult:
 def boundary_directions(C: torch.Tensor, classes: torch.Tensor, variants: int = 20,
                         radius_max: float = 0.5, generator: torch.Generator | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Search directions of SPEC §3 for every class in ``classes``.
+    """Search directions of Algorithm 1 for every class in ``classes``, as the paper's §IV-A
+    ("Training Details") constructs them.
 
     Primaries ``p = (c_j − c_i)/‖c_j − c_i‖`` for ``j ≠ i``; each is kept and augmented by
     ``variants`` random directions ``normalise(p + r u/‖u‖)``, ``r ~ U[0, radius_max]``,
@@ -262,7 +263,8 @@ def radial_projection(W_fn: WFn, C: torch.Tensor, points: torch.Tensor, cls: tor
 def counterexamples(l_con_fn: WFn, W_fn: WFn, C: torch.Tensor, states: torch.Tensor,
                     cls: torch.Tensor, steps: int = 5, step_size: float = 1.2, rho: float = 0.9,
                     projection_iters: int = 20, projection: str = "bisection") -> torch.Tensor:
-    """States of ``D_{W_y} = {W_y ≤ ρ}`` where the Zubov residual is large (SPEC §2).
+    """States of ``D_{W_y} = {W_y ≤ ρ}`` where the Zubov residual is large (paper Algorithm 2,
+    lines 8–14; the region ``{W_y ≤ ρ}`` is the project's choice, see docs/design.md).
 
     From each state (first projected into the region), ``steps`` iterations of projected
     gradient **ascent** on ``l_con^y``::

@@ -14,6 +14,9 @@ function                           figure
 Command line: ``zubovnet figures {tsne,dynamics,curves,basins,loss-weights} INPUT... --out
 DIR`` (:func:`add_figures_arguments` / :func:`run_figures`).  Figures are drawn with
 matplotlib's Agg canvas without ``pyplot`` (no display needed).
+
+Besides the figures, :func:`mean_lyapunov_derivative` (:mod:`.lyapunov_rate`): Table V's mean
+``dW_y/dt`` along test trajectories.
 """
 from .basins import BasinMap, basin_map, flow, plot_basins
 from .cli import add_figures_arguments, run_figures
@@ -21,6 +24,7 @@ from .curves import (accuracy_vs_eps, accuracy_vs_severity, merge_records, plot_
                      plot_accuracy_vs_severity)
 from .dynamics import DYNAMICS_PANELS, plot_training_dynamics, read_metrics
 from .loss_weights import category_scores, normalise_to_max, plot_loss_weight_sweep
+from .lyapunov_rate import mean_lyapunov_derivative
 from .tsne import (CONDITIONS, feature_summary, final_features, perturb, plot_tsne,
                    sample_per_class, tsne_embedding)
 
@@ -29,4 +33,4 @@ __all__ = ["plot_tsne", "sample_per_class", "final_features", "perturb", "tsne_e
            "DYNAMICS_PANELS", "plot_accuracy_vs_eps", "plot_accuracy_vs_severity",
            "accuracy_vs_eps", "accuracy_vs_severity", "merge_records", "plot_basins",
            "basin_map", "flow", "BasinMap", "plot_loss_weight_sweep", "category_scores",
-           "normalise_to_max", "add_figures_arguments", "run_figures"]
+           "normalise_to_max", "mean_lyapunov_derivative", "add_figures_arguments", "run_figures"]

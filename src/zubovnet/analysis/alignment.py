@@ -300,12 +300,13 @@ def _model_rho(model: nn.Module, rho: float | None) -> float:
 @torch.no_grad()
 def alignment_report(model: nn.Module, settings: AlignmentSettings | None = None, *,
                      x: torch.Tensor | None = None, y: torch.Tensor | None = None,
-                     rho: float | None = None, progress: Callable[[str], None] | None = None
-                     ) -> dict:
+                     rho: float | None = None, progress: Callable[[str], None] | None = None,
+                     beta: float = 0.85) -> dict:
     """Measure PRoA–RoA alignment of ``model`` (module docstring); return a JSON-ready dict.
 
     ``settings.rho`` (or ``rho``) is the PRoA level; ``x, y`` (test images in [0, 1] and labels)
-    add the trajectory-containment rate and the mean ``dW/dt``.  Keys: ``settings``, ``rho``,
+    add the trajectory-containment rate and the mean ``dW/dt``; ``beta``: the ``β`` of the
+    separation diagnostics (the model's training ``loss.beta``).  Keys: ``settings``, ``rho``,
     ``tau``, ``T``, ``classes``, ``n``, ``solver``, ``horizons`` (``"1T"``, ``"3T"``, ``"10T"``
     → ``aligned``, ``nearest``, ``inside``, ``mean_distance``, ``per_shell``), ``shells``,
     ``vdot_negative``, ``boundary_converged``, ``solve_failures``, ``equilibria``,
@@ -385,7 +386,7 @@ def alignment_report(model: nn.Module, settings: AlignmentSettings | None = None
         "equilibria": eq,
     }
     with torch.enable_grad():
-        report["separation"] = separation_diagnostics(model, rho)
+        report["separation"] = separation_diagnostics(model, rho, beta=beta)
     if x is not None and y is not None:
         say("trajectory containment")
         with torch.enable_grad():

@@ -8,7 +8,7 @@ For a Zubov-Net whose state space is the plane (``state_dim = 2``, e.g. the ``id
 extractor on ``synthetic2d``), every point ``h`` of a grid over the state space is examined:
 
 * **prescribed region of attraction** (PRoA) of class ``i``: ``D_{W_i} = {h : W_i(h) < ρ}``
-  (the sub-level set of the learned Lyapunov function, SPEC §2); its boundary ``W_i = ρ`` is
+  (the sub-level set of the learned Lyapunov function, see docs/design.md); its boundary ``W_i = ρ`` is
   drawn as a solid line in the class's colour;
 * **true basin** (dynamical region of attraction): the flow ``dh/dt = f(h)`` is integrated
   from ``h`` over ``[0, horizon]`` (default ``10 T``, evaluation tolerances) and the point is

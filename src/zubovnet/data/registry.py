@@ -1,4 +1,9 @@
-"""Dataset registry: one builder per dataset name, one split convention for all."""
+"""Dataset registry: one builder per dataset name, one split convention for all.
+
+The modules that define datasets (``digits``, ``synthetic``, ``tiny_imagenet``, ``vision``)
+register them with :func:`register_dataset` when imported; :mod:`zubovnet.data` imports them
+right after this module, so every dataset is registered once the package is imported.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +14,8 @@ from torch.utils.data import Dataset, Subset
 
 from ..config import DataConfig
 
-__all__ = ["DatasetSplits", "build_datasets", "dataset_info", "register_dataset", "split_train_val"]
+__all__ = ["DatasetSplits", "build_datasets", "dataset_info", "dataset_names", "register_dataset",
+           "split_train_val"]
 
 
 @dataclass
@@ -39,9 +45,13 @@ def register_dataset(name: str, **info):
     return deco
 
 
+def dataset_names() -> list[str]:
+    """The names of every registered dataset, sorted."""
+    return sorted(_BUILDERS)
+
+
 def dataset_info(name: str) -> dict:
     """Static metadata of a dataset (classes, channels, size, mean, std) without loading it."""
-    _ensure_loaded()
     if name not in _INFO:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(_INFO)}")
     return dict(_INFO[name])
@@ -72,15 +82,9 @@ def _subset(ds: Dataset, n: int | None) -> Dataset:
 
 def build_datasets(cfg: DataConfig) -> DatasetSplits:
     """Build the splits of ``cfg.name`` (see :mod:`zubovnet.data` for the contract)."""
-    _ensure_loaded()
     if cfg.name not in _BUILDERS:
         raise KeyError(f"unknown dataset {cfg.name!r}; known: {sorted(_BUILDERS)}")
     splits = _BUILDERS[cfg.name](cfg)
     splits.train = _subset(splits.train, cfg.train_subset)
     splits.test = _subset(splits.test, cfg.test_subset)
     return splits
-
-
-def _ensure_loaded() -> None:
-    # Each module registers its datasets when imported.
-    from . import digits, synthetic, tiny_imagenet, vision  # noqa: F401

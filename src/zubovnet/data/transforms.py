@@ -7,7 +7,7 @@ subtracts the per-channel mean and divides by the per-channel standard deviation
 (``DatasetSplits.mean`` / ``DatasetSplits.std``).
 
 The augmentation is a random translation (zero-padded random crop back to the original size)
-optionally followed by a random horizontal flip (SPEC §4):
+optionally followed by a random horizontal flip (documented in docs/data.md, "Augmentation"):
 
 ===============  ===========  ===============  =============================================
 dataset          crop pad     horizontal flip  reason

@@ -1,4 +1,5 @@
-"""L∞ attacks of the evaluation protocols (SPEC §5), one class per attack on one base class.
+"""L∞ attacks of the evaluation protocols (``docs/evaluation.md``), one class per attack on one
+base class.
 
 Input contract of every attack (and of the evaluator that runs them): the model maps images
 ``x`` of shape ``(B, C, H, W)``, float, in **[0, 1]** (pixel space; any normalisation is
@@ -41,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "PAPER_EPS", "PAPER_STEPS", "PAPER_STEP_FRACTION", "WHITE_BOX_ATTACKS", "ATTACKS",
+    "PAPER_EPS", "PAPER_STEPS", "PAPER_STEP_FRACTION", "WHITE_BOX_ATTACKS", "SQUARE_QUERIES",
+    "ATTACKS",
     "PerturbationError", "EvaluationModeError",
     "eps_label", "check_perturbation", "assert_eval_mode", "forward_determinism", "margin",
     "predict", "input_gradient", "run_attack", "AttackOutcome", "SOLVER_ERRORS", "InputGraph",
@@ -58,6 +60,8 @@ PAPER_STEP_FRACTION: float = 1 / 8
 """Step size ``α = eps · PAPER_STEP_FRACTION`` (paper §IV-A: ``α = ε/8``)."""
 WHITE_BOX_ATTACKS: tuple[str, ...] = ("fgsm", "bim", "pgd", "apgd", "jitter")
 """The five white-box attacks of Table II (the paper's text order)."""
+SQUARE_QUERIES: int = 5000
+"""Square's query budget in the paper protocol, the rigorous protocol and AutoAttack."""
 
 BOUND_TOL = 1e-6
 
@@ -611,7 +615,7 @@ class ComponentAutoAttack(Attack):
     whole_sample = True
 
     def __init__(self, model: nn.Module, eps: float, num_classes: int, seed: int = 0,
-                 steps: int = 100, square_queries: int = 5000, batch_size: int = 250):
+                 steps: int = 100, square_queries: int = SQUARE_QUERIES, batch_size: int = 250):
         super().__init__(model, eps, seed)
         self.batch_size = max(1, int(batch_size))
         import torchattacks as ta
@@ -747,10 +751,6 @@ def _autoattack(model, eps, steps, step_size, seed, solver, reference, num_class
     return ComponentAutoAttack(model, eps, num_classes, seed=seed,
                                square_queries=square_queries or SQUARE_QUERIES,
                                batch_size=batch_size)
-
-
-SQUARE_QUERIES: int = 5000
-"""Square's query budget in the paper protocol, the rigorous protocol and AutoAttack."""
 
 
 @dataclass(frozen=True)

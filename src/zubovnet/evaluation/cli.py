@@ -28,6 +28,7 @@ import os
 import sys
 from pathlib import Path
 
+from .attacks import SQUARE_QUERIES
 from .records import load_records, write_record
 from .suites import SUITES, EvalSettings
 from .tables import LAYOUTS, format_summary, render_table
@@ -37,7 +38,12 @@ __all__ = ["add_eval_arguments", "run_eval", "add_table_arguments", "run_table",
 
 
 def load_checkpoint(path, device="cpu"):
-    """``(model, cfg, meta)`` of a checkpoint (:func:`zubovnet.load_checkpoint`)."""
+    """``(model, cfg, meta)`` of a checkpoint (:func:`zubovnet.load_checkpoint`), or of a
+    shipped one named ``pretrained:NAME`` (:func:`zubovnet.load_pretrained`)."""
+    from ..pretrained import PREFIX, load_pretrained
+    if str(path).startswith(PREFIX):
+        model, cfg, claim = load_pretrained(str(path), device=device)
+        return model, cfg, {"path": str(path), "name": claim.get("name"), "claim": claim}
     from .. import load_checkpoint as _load
     return _load(path, device=device)
 
@@ -49,7 +55,11 @@ def build_test_set(cfg):
 
 
 def default_out_path(ckpt: str | Path, suite: str) -> Path:
-    """``<ckpt>/eval_<suite>.json`` for a folder, ``<parent>/eval_<suite>.json`` for a file."""
+    """``<ckpt>/eval_<suite>.json`` for a folder, ``<parent>/eval_<suite>.json`` for a file,
+    ``runs/pretrained/<name>/eval_<suite>.json`` for ``pretrained:<name>``."""
+    from ..pretrained import PREFIX
+    if str(ckpt).startswith(PREFIX):
+        return Path("runs") / "pretrained" / str(ckpt)[len(PREFIX):] / f"eval_{suite}.json"
     p = Path(ckpt)
     return (p if p.is_dir() else p.parent) / f"eval_{suite}.json"
 
@@ -64,7 +74,8 @@ def _resolve_device(device: str) -> str:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the arguments of ``zubovnet eval`` to ``parser``."""
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT",
-                        help="checkpoint folders (run folder, checkpoints/ or epoch folder)")
+                        help="checkpoint folders (run folder, checkpoints/ or epoch folder), "
+                             "or pretrained:NAME for a shipped checkpoint")
     parser.add_argument("--suite", default="clean", choices=tuple(SUITES) + ("all",),
                         help="evaluation suite (default: clean)")
     parser.add_argument("--n", type=_positive, default=1000,
@@ -84,7 +95,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--subset", default="first", choices=("first", "random"),
                         help="first n test images (default) or a seeded random subset")
     parser.add_argument("--square-queries", type=int, default=None,
-                        help="Square query budget of the strong and rigorous suites (default 5000)")
+                        help="Square query budget of the strong and rigorous suites "
+                             f"(default {SQUARE_QUERIES})")
     parser.add_argument("--name", default=None, help="model name in the record (one checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser

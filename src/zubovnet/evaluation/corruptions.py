@@ -1,7 +1,7 @@
 """Common corruptions at Hendrycks & Dietterich's CIFAR-10-C parameters, batched in torch.
 
 The paper evaluates robustness to eight corruptions of Hendrycks & Dietterich (ICLR 2019),
-at the parameters of their CIFAR-10-C generator (severities 1-5; SPEC.md §5):
+at the parameters of their CIFAR-10-C generator (severities 1-5; paper §IV-A and Table I, docs/corruptions.md):
 
 ======================  =====================================  ===================================
 corruption              definition (``x`` in [0, 1])            parameter per severity 1 -> 5

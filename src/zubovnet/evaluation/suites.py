@@ -391,7 +391,8 @@ def alignment_suite(r: _Run) -> None:
     rep = r.state.get("alignment/report")
     if rep is None:
         rep = r.state.put("alignment/report", to_jsonable(alignment_report(
-            r.model, a, x=r.X.to(r.device), y=r.Y.to(r.device), rho=rho, progress=r.bar.stage)))
+            r.model, a, x=r.X.to(r.device), y=r.Y.to(r.device), rho=rho, progress=r.bar.stage,
+            beta=float(getattr(getattr(r.config, "loss", None), "beta", 0.85)))))
     rep["rho_source"] = rho_source
     r.record["alignment"] = rep
     for key, h in rep["horizons"].items():

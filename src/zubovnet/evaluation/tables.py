@@ -17,13 +17,33 @@ Markdown table, one row per record (its model name); a number a record lacks is 
             ‖f(c_i)‖, the paper's l_con on test trajectories and training time — records of one model (its suites'
             files) are merged by model name first
 =========== ==============================================================================
+
+Run-folder layouts (``zubovnet reproduce``, ``docs/reproduce.md``): :func:`layout_columns`
+gives the columns of the paper's Tables I–VI and Fig. 4 as ``(header, getter(ctx), kind)``,
+read from a row *context* ``ctx = {"record": merged evaluation record or None, "dwdt":
+RUN/lyapunov_derivative.json or None, "profile": RUN/profile.json or None}``;
+:func:`render_layout` writes a group of such rows as Markdown.
+
+=========== ==============================================================================
+``table1-3`` the columns above (:func:`table_columns`), rendered by :func:`render_table`
+``table4``  Params (M), Train Time/Epoch (s), Train Memory (GB), Inference Time/Epoch (s)
+            (from ``profile.json``; memory on CUDA only)
+``table5``  Orig, Gauss, Glass, Shot, Speckle, Motion, FGSM, PGD, BIM, APGD, Jitter (8/255),
+            Avg (of the ten robust numbers), dW/dt (from ``lyapunov_derivative.json``),
+            AR@10T
+``table6``  Orig, Gaussian, Glass, Shot, Speckle, Motion, FGSM, BIM, PGD, APGD, Jitter
+            (8/255), Avg
+``fig4``    Overall, Noise, Adversarial, Clean (:func:`zubovnet.analysis.category_scores`)
+``alignment`` the alignment columns above, in percent with two decimals, plus dW/dt
+=========== ==============================================================================
 """
 from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
 __all__ = ["LAYOUTS", "TABLE1_CORRUPTIONS", "TABLE2_ATTACKS", "render_table", "table_columns",
-           "format_summary"]
+           "format_summary", "layout_columns", "format_cell", "markdown_table", "render_layout",
+           "layout_note"]
 
 DASH = "—"
 LAYOUTS = ("table1", "table2", "table3", "rigorous", "alignment")
@@ -206,6 +226,114 @@ def render_table(records: Iterable[dict], layout: str, digits: int = 2,
         out += "\n\n" + _md(["Model", "Suite", "Check", "Verdict", "Numbers", "Reason"], vrows,
                             align_right_from=99)
     return out + "\n"
+
+
+# --------------------------------------------------------------------------- run-folder layouts
+CtxGetter = Callable[[dict], Optional[float]]
+
+TABLE56_CORRUPTIONS = (("Gauss", "gaussian_noise"), ("Glass", "glass_blur"),
+                       ("Shot", "shot_noise"), ("Speckle", "speckle_noise"),
+                       ("Motion", "motion_blur"))
+TABLE6_ATTACKS = (("FGSM", "fgsm"), ("BIM", "bim"), ("PGD", "pgd"), ("APGD", "apgd"),
+                  ("Jitter", "jitter"))
+
+
+def _on_record(get: Getter) -> CtxGetter:
+    """A record getter applied to a row context's merged record (``{}`` when missing)."""
+    return lambda ctx: get(ctx["record"] or {})
+
+
+def _on_extra(name: str, key: str) -> CtxGetter:
+    return lambda ctx: (ctx.get(name) or {}).get(key)
+
+
+def _entry_of(key: str, field: str) -> CtxGetter:
+    return _on_record(lambda rec: _entry(rec, key, field))
+
+
+def layout_columns(layout: str) -> list[tuple[str, CtxGetter, str]]:
+    """``[(header, getter(ctx), kind)]`` of ``layout``; ``kind`` is ``pct`` (a fraction printed
+    in percent) or ``num``; ``ctx`` holds the row's merged ``record`` and its extras
+    (module docstring)."""
+    if layout in ("table1", "table2", "table3"):
+        return [(h, _on_record(g), "pct") for h, g in table_columns(layout)]
+    if layout in ("table5", "table6"):
+        attacks = TABLE2_ATTACKS if layout == "table5" else TABLE6_ATTACKS
+        corr = (TABLE56_CORRUPTIONS if layout == "table5"
+                else (("Gaussian", "gaussian_noise"),) + TABLE56_CORRUPTIONS[1:])
+        robust = [(h, _on_record(_acc(f"corruption/{k}")), "pct") for h, k in corr]
+        robust += [(h, _on_record(_acc(f"{k}@8/255")), "pct") for h, k in attacks]
+        cols = [("Orig", _on_record(_acc("clean")), "pct")] + robust
+        cols.append(("Avg", _mean([g for _, g, _ in robust]), "pct"))
+        if layout == "table5":
+            cols.append(("dW/dt", _on_extra("dwdt", "mean_dWdt"), "num"))
+            cols.append(("AR@10T", _on_record(_acc("alignment/ar@10T")), "pct"))
+        return cols
+    if layout == "alignment":
+        return [("Clean", _on_record(_acc("clean")), "pct"),
+                ("Corr. mean", _on_record(_corruption_mean), "pct"),
+                ("Worst case", _on_record(_acc("rigorous/worst_case")), "pct"),
+                ("AR@T", _on_record(_acc("alignment/ar@1T")), "pct"),
+                ("AR@3T", _on_record(_acc("alignment/ar@3T")), "pct"),
+                ("AR@10T", _on_record(_acc("alignment/ar@10T")), "pct"),
+                ("Nearest@10T", _entry_of("alignment/ar@10T", "nearest"), "pct"),
+                ("Containment", _on_record(_acc("alignment/containment")), "pct"),
+                ("dW/dt", _entry_of("alignment/containment", "mean_dW_dt"), "num"),
+                ("max ‖f(c_i)‖", _entry_of("alignment/ar@10T", "max_f_norm"), "num"),
+                ("L_con (test)", _entry_of("alignment/containment", "l_con_test"), "num"),
+                ("Train time (s)", _on_record(lambda rec: (rec.get("model") or {})
+                                              .get("train_time_s")), "num")]
+    if layout == "table4":
+        return [("Params (M)", _on_extra("profile", "params_M"), "num"),
+                ("Train Time/Epoch (s)", _on_extra("profile", "train_time_per_epoch_s"), "num"),
+                ("Train Memory (GB)", _on_extra("profile", "train_memory_GB"), "num"),
+                ("Inference Time/Epoch (s)",
+                 _on_extra("profile", "inference_time_per_epoch_s"), "num")]
+    if layout == "fig4":
+        from ..analysis.loss_weights import category_scores
+        return [(h, (lambda k: _on_record(lambda rec: category_scores(rec)[k]))(k), "pct")
+                for h, k in (("Overall", "overall"), ("Noise", "noise"),
+                             ("Adversarial", "adversarial"), ("Clean", "clean"))]
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def format_cell(v: Optional[float], kind: str) -> str:
+    """A cell of :func:`layout_columns`: ``pct`` in percent with two decimals, ``num`` with
+    four significant digits (one decimal from 1000 on), "—" when missing."""
+    if kind == "pct":
+        return _fmt(v, 2)
+    if v is None:
+        return DASH
+    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.1f}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
+    """A Markdown table; the first ``text_columns`` columns left-aligned, the rest right."""
+    return _md(header, rows, align_right_from=text_columns) + "\n"
+
+
+def render_layout(contexts: list[dict], layout: str, labels: list[str]) -> str:
+    """Markdown of the row ``contexts`` (named ``labels``) in ``layout``: Tables I–III through
+    :func:`render_table` (best value of each column in bold), the others one row per context
+    with :func:`format_cell`; Fig. 4's first column names the loss weights."""
+    if layout in ("table1", "table2", "table3"):
+        recs = [c["record"] or {"model": {"name": label}, "results": {}}
+                for c, label in zip(contexts, labels)]
+        return render_table(recs, layout, bold_best=True)
+    cols = layout_columns(layout)
+    first = "Loss weights (λ1, λ2, λ3)" if layout == "fig4" else "Method"
+    header = [first] + [h for h, _, _ in cols]
+    rows = [[label] + [format_cell(g(c), k) for _, g, k in cols]
+            for c, label in zip(contexts, labels)]
+    return markdown_table(header, rows)
+
+
+def layout_note(contexts: list[dict], layout: str) -> Optional[str]:
+    """The footnote of ``layout`` for these rows (Table IV without a memory figure), or None."""
+    if layout == "table4" and any((c["profile"] or {}).get("train_memory_GB") is None
+                                  for c in contexts):
+        return "\nTraining memory is measured on CUDA only (— on CPU).\n"
+    return None
 
 
 # --------------------------------------------------------------------------- console

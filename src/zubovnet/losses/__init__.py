@@ -1,4 +1,4 @@
-"""Losses of Zubov-Net (SPEC §2), one small function each, formula in the docstring."""
+"""Losses of Zubov-Net (paper §III-B and eq. (12)), one small function each, formula in the docstring."""
 from .classification import auxiliary_loss, classification_loss
 from .zubov import (consistency_loss, directional_derivative, separation_loss,
                     trajectory_target_loss, zubov_phi, zubov_residual, zubov_target)

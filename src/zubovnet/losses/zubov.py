@@ -1,4 +1,4 @@
-"""Zubov consistency and boundary separation (SPEC §2, paper eqs. 9 and 11).
+"""Zubov consistency and boundary separation (paper §III-B, eqs. (9) and (11)).
 
 Zubov's equation for the region of attraction ``D`` of an equilibrium ``c`` reads
 ``∇W(h)·f(h) = −Φ(h)(1 − W(h))`` with ``W < 1`` exactly on ``D``.  With ``W = 1 − e^{−V}``,

@@ -1,7 +1,7 @@
 """Input-convex networks ``g(x, c)``: PIACNN (the paper's), PICNN and ICNN (ablations).
 
 All three share one interface, built so that everything depending on the equilibria only is
-computed once per call for all ``L`` classes (SPEC §1.7)::
+computed once per call for all ``L`` classes (the project's choice, see docs/design.md)::
 
     cond = net.condition(C)          # C: (L, d) -> per-class conditioning (u-path, attention)
     g = net(x, cond)                 # x: (B, L, d) -> (B, L)   class l uses c_l
@@ -42,7 +42,7 @@ class NonNegLinear(nn.Module):
     """``y = x Wᵀ`` with ``W = softplus(raw) ≥ 0`` at every call (no bias).
 
     The effective weights start uniformly in ``[0.5, 1.5] · init_scale / fan_in`` so that a
-    stack of these layers neither explodes nor vanishes at initialisation (SPEC §8).
+    stack of these layers neither explodes nor vanishes at initialisation (the project's choice, see docs/design.md).
     """
 
     def __init__(self, in_features: int, out_features: int, init_scale: float = 1.0):

@@ -2,7 +2,8 @@
 
 ``ODEBlock(h0)`` integrates the autonomous system ``dh/dt = f(h)`` from ``t = 0`` to ``T`` and
 returns the trajectory read at ``t_i = i T / Γ`` (shape ``(Γ + 1, B, d)``).  Tolerances switch
-with ``module.training`` (SPEC §1.2: 0.1 when training, 1e-3 when evaluating).
+with ``module.training`` (paper §IV-A, "Training Details": 0.1 when training, 1e-3 when
+evaluating).
 
 The solver can be changed for a block of code (the rigorous checks compare gradients under the
 adaptive solver with a fixed-step RK4 solver) with :func:`solver_override`::

@@ -1,4 +1,9 @@
-"""One registry for every model of the paper: ``build_model(cfg)``."""
+"""One registry for every model of the paper: ``build_model(cfg)``.
+
+The modules that define models (:mod:`~zubovnet.models.builders` and the baselines) register
+them with :func:`register_model` when imported; :mod:`zubovnet.models` imports them right
+after this module, so every model is registered once the package is imported.
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -23,14 +28,13 @@ def register_model(name: str):
 
 
 def available_models() -> list[str]:
-    _ensure_loaded()
+    """The names of every registered model, sorted."""
     return sorted(_MODELS)
 
 
 def build_model(cfg: Config | ModelConfig) -> nn.Module:
     """Build the model named ``cfg.model.name`` (a :class:`Config` or a bare :class:`ModelConfig`),
     with its input contract attached (:mod:`zubovnet.models.inputs`)."""
-    _ensure_loaded()
     if isinstance(cfg, ModelConfig):
         cfg = Config(model=cfg)
     name = cfg.model.name
@@ -38,8 +42,3 @@ def build_model(cfg: Config | ModelConfig) -> nn.Module:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
     from .inputs import attach_input_contract
     return attach_input_contract(_MODELS[name](cfg), cfg.model)
-
-
-def _ensure_loaded() -> None:
-    from . import builders  # noqa: F401
-    from . import baselines  # noqa: F401

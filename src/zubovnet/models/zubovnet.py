@@ -1,42 +1,20 @@
 """The assembled Zubov-Net: extractor φ → Neural ODE → Lyapunov classifier ψ̃ (+ head ψ = C h)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from .lyapunov import LyapunovHead
 from .ode import Dynamics, ODEBlock
+from .output import ModelOutput
 
-__all__ = ["ZubovNet", "ModelOutput"]
-
-
-@dataclass
-class ModelOutput:
-    """Everything one forward pass computes (training and analysis).
-
-    ``trajectory``: ``(Γ+1, B, d)`` states ``h(t_0..t_Γ)``; ``h0 = trajectory[0]``,
-    ``hT = trajectory[-1]``; ``logits``: ``(B, L)``; ``energy``: ``V(h(T), c_i)`` ``(B, L)`` (None
-    for models without Lyapunov head); ``aux_logits``: the auxiliary head ``C h(T)`` (or None).
-    """
-    trajectory: torch.Tensor
-    logits: torch.Tensor
-    energy: torch.Tensor | None = None
-    aux_logits: torch.Tensor | None = None
-
-    @property
-    def h0(self) -> torch.Tensor:
-        return self.trajectory[0]
-
-    @property
-    def hT(self) -> torch.Tensor:
-        return self.trajectory[-1]
+__all__ = ["ZubovNet"]
 
 
 class ZubovNet(nn.Module):
-    """Zubov-Net (SPEC §1).  ``forward(x)`` maps images ``(B, C, H, W)`` in [0, 1] to the
-    log-space logits ``ℓ`` ``(B, L)`` — a single tensor, so attack libraries attack ``L_cla``.
+    """Zubov-Net (paper §III-A, Fig. 1).  ``forward(x)`` maps images ``(B, C, H, W)`` in [0, 1]
+    to the log-space logits ``ℓ`` ``(B, L)`` — a single tensor, so attack libraries attack
+    ``L_cla``.
 
     ``forward_all(x)`` returns a :class:`ModelOutput` with the trajectory, energies and the
     auxiliary logits; :meth:`energy` / :meth:`lyapunov` evaluate ``V`` / ``W`` at any state.

@@ -1,4 +1,5 @@
-"""Objectives of the stability baselines (SPEC §6): SODEF, LyaNet, FxTS-Net.
+"""Objectives of the stability baselines (paper §IV-A; ``docs/baselines.md``): SODEF, LyaNet,
+FxTS-Net.
 
 Each is registered with :func:`~zubovnet.training.objectives.register_objective` and is the
 ``default_objective`` of its model.  The losses are small pure functions (formula in the

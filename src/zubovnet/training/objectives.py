@@ -6,6 +6,10 @@ returns.  ``logs`` maps names to floats (averaged per epoch and written to the m
 An objective with a ``set_epoch(epoch)`` method (0-based) is told each epoch before it starts;
 one with a ``prepare(model, batches) -> dict`` method is called once before the first epoch of
 a fresh run (not on resume) with an iterable of training batches ``(x, y)``.
+
+The objectives of the baselines (:mod:`~zubovnet.training.baseline_objectives`) and adversarial
+training (:mod:`~zubovnet.training.adversarial`) register themselves when imported;
+:mod:`zubovnet.training` imports them right after this module.
 """
 from __future__ import annotations
 
@@ -38,14 +42,13 @@ def register_objective(name: str):
 
 
 def available_objectives() -> list[str]:
-    _ensure_loaded()
+    """The names of every registered objective, sorted."""
     return sorted(_OBJECTIVES)
 
 
 def build_objective(cfg: Config, model: nn.Module) -> Objective:
     """The objective of ``cfg.train.objective`` (``auto``: ``model.default_objective``), wrapped
     in adversarial training when ``cfg.adversarial.method`` is not ``none``."""
-    _ensure_loaded()
     name = cfg.train.objective
     if name == "auto":
         name = getattr(model, "default_objective", "ce")
@@ -53,20 +56,8 @@ def build_objective(cfg: Config, model: nn.Module) -> Objective:
         raise KeyError(f"unknown objective {name!r}; available: {', '.join(sorted(_OBJECTIVES))}")
     obj = _OBJECTIVES[name](cfg)
     if cfg.adversarial.method != "none":
-        if "adversarial" not in _OBJECTIVES:
-            raise NotImplementedError("adversarial training is not available in this build")
         obj = _OBJECTIVES["adversarial"](cfg, obj)
     return obj
-
-
-def _ensure_loaded() -> None:
-    import importlib
-    for mod in ("baseline_objectives", "adversarial"):   # register themselves when present
-        try:
-            importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{mod}":
-                raise
 
 
 def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:

@@ -1,4 +1,5 @@
-"""Baselines of the paper (SPEC §6), each registered in :func:`zubovnet.models.build_model`.
+"""Baselines of the paper (§IV-A; ``docs/baselines.md``), each registered in
+:func:`zubovnet.models.build_model`.
 
 =============  ==========================================================  =====================
 registry name  model                                                        default objective

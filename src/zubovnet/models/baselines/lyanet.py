@@ -32,7 +32,7 @@ from ...config import Config
 from ..extractors import build_extractor
 from ..ode import Dynamics, ODEBlock
 from ..registry import register_model
-from ..zubovnet import ModelOutput
+from ..output import ModelOutput
 from .neural_ode import NeuralODE
 
 __all__ = ["ModulatedDynamics", "ModulatedNODE", "LyaNet", "build_lyanet"]

@@ -9,7 +9,7 @@ from ..builders import build_ode
 from ..extractors import build_extractor
 from ..ode import ODEBlock
 from ..registry import register_model
-from ..zubovnet import ModelOutput
+from ..output import ModelOutput
 
 __all__ = ["NeuralODE", "FeedForward"]
 

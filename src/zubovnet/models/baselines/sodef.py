@@ -27,7 +27,7 @@ from ..extractors import build_extractor
 from ..lyapunov import equilibria_from_config
 from ..ode import Dynamics, ODEBlock
 from ..registry import register_model
-from ..zubovnet import ModelOutput
+from ..output import ModelOutput
 
 __all__ = ["NegSin", "SineDynamics", "SODEF", "build_sodef"]
 
