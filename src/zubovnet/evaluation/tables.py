@@ -1,4 +1,4 @@
-"""Markdown tables in the layout of the paper's Tables I–III (and of the rigorous protocol).
+"""Every table layout: the paper's Tables I–VI and Fig. 4, the rigorous and alignment ones.
 
 ``render_table(records, layout)`` takes any list of records (:mod:`.records`) and returns a
 Markdown table, one row per record (its model name); a number a record lacks is shown as
