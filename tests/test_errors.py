@@ -285,12 +285,17 @@ EVAL_CASES = [
     ("bogus subset", ["--subset", "last"], "invalid choice"),
     ("alignment on a CNN", ["--suite", "alignment", "--n", "8"], "alignment suite needs"),
     ("certify on a CNN", ["--suite", "certify", "--n", "8"], "certify suite needs"),
+    ("settings file missing", ["--settings", "/nonexistent/s.yaml"], "no such config file"),
+    ("threads 0", ["--threads", "0"], "positive integer"),
+    ("unknown pretrained name", [], None),
 ]
 
 
 @pytest.mark.parametrize("name,args,match", EVAL_CASES, ids=[c[0] for c in EVAL_CASES])
 def test_bad_eval_arguments(name, args, match, guard, tmp_path, capsys):
     _, run_dir = guard
+    if match is None:   # the checkpoint itself is the bad input
+        run_dir, match = "pretrained:nope", "unknown pretrained model 'nope'"
     code, _, err = run(["eval", run_dir, *args, "--no-progress", "--out", tmp_path / "r.json"],
                        capsys)
     assert_one_line_error(code, err, match)

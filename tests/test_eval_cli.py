@@ -104,3 +104,19 @@ def test_killed_evaluation_resumes_to_the_same_record(tmp_path):
     assert b["resumed"] is True
     assert _strip(a["results"]) == _strip(b["results"])
     assert _strip(a["verdicts"]) == _strip(b["verdicts"])
+
+
+def test_settings_file_sets_nested_fields_and_refuses_unknown_keys(tmp_path):
+    from zubovnet.config import ConfigError
+    from zubovnet.evaluation.suites import EvalSettings, load_eval_settings
+    f = tmp_path / "s.yaml"
+    f.write_text("eval:\n  square_queries: 100\n  paper_eps: [0.01]\n"
+                 "  rigorous:\n    pgd_restarts: 2\n  alignment:\n    n_per_class: 7\n")
+    s = load_eval_settings(f)
+    ref = EvalSettings()
+    assert s.square_queries == 100 and s.paper_eps == (0.01,)
+    assert s.rigorous.pgd_restarts == 2 and s.rigorous.pgd_steps == ref.rigorous.pgd_steps
+    assert s.alignment.n_per_class == 7 and s.alignment.horizons == ref.alignment.horizons
+    f.write_text("eval:\n  rigorous:\n    pgd_restart: 2\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['pgd_restart'\] in eval.rigorous"):
+        load_eval_settings(f)

@@ -319,6 +319,24 @@ def _from_dict(cls: type, data: dict, where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def dataclass_from_dict(cls: type, data: dict, where: str = "") -> Any:
+    """Build any settings dataclass from a nested mapping with the same strict checks as the
+    config (unknown keys listed, types coerced, nested dataclasses recursed); a list given for
+    a field whose default is a tuple becomes a tuple."""
+    obj = _from_dict(cls, data, where)
+    _tuples(obj)
+    return obj
+
+
+def _tuples(obj) -> None:
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            _tuples(v)
+        elif isinstance(v, list) and isinstance(f.default, tuple):
+            setattr(obj, f.name, tuple(v))
+
+
 def config_from_dict(data: dict | None) -> Config:
     """Build a validated :class:`Config` from a (possibly partial) nested mapping: types, then
     the range of every field (:func:`validate`)."""

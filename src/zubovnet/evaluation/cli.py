@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .attacks import SQUARE_QUERIES
 from .records import load_records, write_record
-from .suites import SUITES, EvalSettings
+from .suites import SUITES, EvalSettings, load_eval_settings
 from .tables import LAYOUTS, format_summary, render_table
 
 __all__ = ["add_eval_arguments", "run_eval", "add_table_arguments", "run_table", "main",
@@ -97,6 +97,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--square-queries", type=int, default=None,
                         help="Square query budget of the strong and rigorous suites "
                              f"(default {SQUARE_QUERIES})")
+    parser.add_argument("--settings", default=None, metavar="FILE.yaml",
+                        help="protocol settings: the eval: section of a YAML file (any fields of "
+                             "EvalSettings, nested rigorous:/alignment:; docs/evaluation.md)")
     parser.add_argument("--name", default=None, help="model name in the record (one checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
@@ -158,7 +161,8 @@ def run_eval(args: argparse.Namespace) -> int:
             print(f"error: --device {args.device}: CUDA is not available on this machine",
                   file=sys.stderr)
             return 2
-    settings = EvalSettings()
+    settings = (load_eval_settings(args.settings) if getattr(args, "settings", None)
+                else EvalSettings())
     if args.square_queries is not None:
         settings.square_queries = args.square_queries
         settings.rigorous.square_queries = args.square_queries

@@ -50,7 +50,7 @@ from .rigorous import SOLVER_ERRORS, RigorousSettings, run_rigorous
 from .state import EvalState, fingerprint
 
 __all__ = ["SUITES", "EvalSettings", "evaluate", "load_subset", "solver_settings",
-           "expand_suites", "CORRUPTION_SEED_RULE"]
+           "load_eval_settings", "expand_suites", "CORRUPTION_SEED_RULE"]
 
 CORRUPTION_SEED_RULE = (100_003, 1_009)
 """Corruption ``c`` (index) at severity ``s`` draws from ``seed·100003 + 1009·c + s``."""
@@ -78,6 +78,20 @@ class EvalSettings:
     aligned_threshold: float = 0.9           # aligned_stability: FLAG if AR@10T is below
     certify_eps: tuple = (1 / 255, 2 / 255, 8 / 255)  # radii of the certified accuracy (L∞)
     certify_lipschitz_points: int = 16       # images of the empirical (lower) estimate of L_phi
+
+
+def load_eval_settings(path) -> EvalSettings:
+    """:class:`EvalSettings` from a YAML file: its ``eval:`` section (or the whole file), any
+    subset of the fields, nested ``rigorous:`` / ``alignment:`` sections for
+    :class:`RigorousSettings` / :class:`AlignmentSettings`; unknown keys are an error that lists
+    the valid ones.  ``zubovnet eval --settings FILE``; ``docs/evaluation.md``."""
+    from ..config import ConfigError, dataclass_from_dict, load_yaml
+    data = load_yaml(path)
+    if "eval" in data:          # a file with other sections: only ``eval:`` is read
+        data = data["eval"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the eval section must be a mapping")
+    return dataclass_from_dict(EvalSettings, data, "eval")
 
 
 def expand_suites(suite: str | Iterable[str]) -> list[str]:
