@@ -322,11 +322,15 @@ def run_demo(out_dir: str | Path = "runs/demo", epochs: int | None = None, n_eva
     # the longest group (the rigorous one, with reference AutoAttack) is queued first
     groups = {m: sorted(canonical, key=lambda gs: "rigorous" not in gs[0]) for m in DEMO_MODELS}
     order = ["+".join(g) for g, _ in canonical]
+    from .errors import RunFolderError
     with _Jobs(jobs) as pool:
-        trained, evals, walls = _schedule(
-            pool, lambda m: (_train_job, m, str(out_dir), epochs, quick, device, threads), groups,
-            lambda m, g, small: (_eval_job, m, str(out_dir), threads, g, small, proto, quick,
-                                 n_eval, seed))
+        try:
+            trained, evals, walls = _schedule(
+                pool, lambda m: (_train_job, m, str(out_dir), epochs, quick, device, threads),
+                groups, lambda m, g, small: (_eval_job, m, str(out_dir), threads, g, small, proto,
+                                             quick, n_eval, seed))
+        except RunFolderError as err:   # e.g. a demo folder trained with other settings
+            raise RunFolderError(f"{err}; for the demo: remove {out_dir} or pass --out DIR") from None
     records: dict = {m: [e["record"] for e in evals if e["name"] == m and e["record"]]
                      for m in DEMO_MODELS}
     for e in evals:

@@ -64,11 +64,20 @@ DISPLAY_NAMES = {"resnet18": "ResNet18", "feedforward": "Feed-forward", "neural_
                  "lyanet": "LyaNet", "projnode": "Proj-NODE", "sodef": "SODEF",
                  "fxts": "FxTS-Net", "zubovnet": "Zubov-Net"}
 
-# (train, test) images of the standard splits (the epoch a paper reports on); the data
-# registry (zubovnet.data.dataset_info) records shapes and statistics but not split sizes
-EPOCH_SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000), "svhn": (73257, 26032),
-               "mnist": (60000, 10000), "fashion_mnist": (60000, 10000),
-               "tiny_imagenet": (100000, 10000), "digits": (1437, 360)}
+
+def _epoch_sizes() -> dict[str, tuple[int, int]]:
+    from .data.registry import dataset_info, dataset_names
+    out = {}
+    for name in dataset_names():
+        info = dataset_info(name)
+        if "train_size" in info:
+            out[name] = (info["train_size"], info["test_size"])
+    return out
+
+
+EPOCH_SIZES = _epoch_sizes()
+"""``(train, test)`` images of each dataset's standard splits (the epoch a paper reports on),
+from the data registry's metadata (:func:`zubovnet.data.dataset_info`)."""
 
 _GB = 1024 ** 3
 

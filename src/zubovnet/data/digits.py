@@ -38,6 +38,7 @@ def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @register_dataset("digits", num_classes=10, in_channels=1, image_size=8,
+                  train_size=1437, test_size=360,
                   mean=DIGITS_MEAN, std=DIGITS_STD)
 def build_digits(cfg: DataConfig) -> DatasetSplits:
     """Stratified 80/20 train/test split with a fixed seed (0); validation from train."""

@@ -51,7 +51,8 @@ def dataset_names() -> list[str]:
 
 
 def dataset_info(name: str) -> dict:
-    """Static metadata of a dataset (classes, channels, size, mean, std) without loading it."""
+    """Static metadata of a dataset (classes, channels, size, mean, std, train/test sizes)
+    without loading it."""
     if name not in _INFO:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(_INFO)}")
     return dict(_INFO[name])

@@ -143,6 +143,7 @@ class TinyImageNetFolder(ImageFolder):
 
 
 @register_dataset("tiny_imagenet", num_classes=200, in_channels=3, image_size=64,
+                  train_size=100000, test_size=10000,
                   mean=TINY_IMAGENET_MEAN, std=TINY_IMAGENET_STD)
 def build_tiny_imagenet(cfg: DataConfig) -> DatasetSplits:
     """Tiny-ImageNet: 100,000 train / 10,000 test (the official val), 64x64 RGB.

@@ -340,6 +340,7 @@ def _build_mnist_family(name: str, cls, folder: str, cfg: DataConfig, mean, std)
 
 
 @register_dataset("mnist", num_classes=10, in_channels=1, image_size=28,
+                  train_size=60000, test_size=10000,
                   mean=MNIST_MEAN, std=MNIST_STD)
 def build_mnist(cfg: DataConfig) -> DatasetSplits:
     """MNIST: 60,000 train / 10,000 test, 28x28 grey; train aug: random crop pad 2."""
@@ -347,6 +348,7 @@ def build_mnist(cfg: DataConfig) -> DatasetSplits:
 
 
 @register_dataset("fashion_mnist", num_classes=10, in_channels=1, image_size=28,
+                  train_size=60000, test_size=10000,
                   mean=FASHION_MNIST_MEAN, std=FASHION_MNIST_STD)
 def build_fashion_mnist(cfg: DataConfig) -> DatasetSplits:
     """Fashion-MNIST: 60,000 train / 10,000 test, 28x28 grey; train aug: random crop pad 2.
@@ -385,6 +387,7 @@ def _build_cifar(name: str, cls, cfg: DataConfig, num_classes: int, mean, std) -
 
 
 @register_dataset("cifar10", num_classes=10, in_channels=3, image_size=32,
+                  train_size=50000, test_size=10000,
                   mean=CIFAR10_MEAN, std=CIFAR10_STD)
 def build_cifar10(cfg: DataConfig) -> DatasetSplits:
     """CIFAR-10: 50,000 train / 10,000 test, 32x32 RGB; train aug: crop pad 4 + flip."""
@@ -392,6 +395,7 @@ def build_cifar10(cfg: DataConfig) -> DatasetSplits:
 
 
 @register_dataset("cifar100", num_classes=100, in_channels=3, image_size=32,
+                  train_size=50000, test_size=10000,
                   mean=CIFAR100_MEAN, std=CIFAR100_STD)
 def build_cifar100(cfg: DataConfig) -> DatasetSplits:
     """CIFAR-100 (fine labels): 50,000 train / 10,000 test, 32x32 RGB; crop pad 4 + flip."""
@@ -409,6 +413,7 @@ def _svhn_dir(root: Path) -> Path:
 
 
 @register_dataset("svhn", num_classes=10, in_channels=3, image_size=32,
+                  train_size=73257, test_size=26032,
                   mean=SVHN_MEAN, std=SVHN_STD)
 def build_svhn(cfg: DataConfig) -> DatasetSplits:
     """SVHN (train / test splits, no ``extra``): 73,257 / 26,032 32x32 RGB; crop pad 4.
