@@ -156,7 +156,7 @@ def plot_training_curves(histories: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for name, hist in histories.items():
         ep = [r["epoch"] for r in hist]
-        for key in ("L_cla", "L_fc", "L_con", "L_sep", "train_loss"):
+        for key in ("L_cla", "L_fc", "L_con", "L_sep", "L_eq", "L_stab", "train_loss"):
             if key in hist[0]:
                 axes[0].plot(ep, [r[key] for r in hist], label=f"{name}: {key}")
         for key, style in (("W_y", "-"), ("W_other", "--")):

@@ -197,7 +197,7 @@ def _register_paper() -> None:
     for ds, title, n, cost in (
             ("digits", "8x8 digits", None, "10 trainings of ~5-10 CPU minutes"),
             ("fashion_mnist", "Fashion-MNIST", 1000, "9 trainings of ~25-40 CPU minutes")):
-        stems = (("paper_literal", "paper-literal (today's default)"),
+        stems = (("paper_literal", "paper-literal (the paper's objective)"),
                  ("eq", "+ lambda_eq"), ("sum", "+ sum reduction"), ("data", "+ data assignment"),
                  ("region", "+ region states"), ("stab", "+ stability at c_i"),
                  ("uniform", "+ V-form residual"), ("aligned", "all (the default)"),
