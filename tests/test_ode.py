@@ -64,6 +64,11 @@ def max_error(block: ODEBlock, h0: torch.Tensor = H0) -> float:
 
 def _order(method: str) -> int:
     import sys
+    if method == "explicit_adams":
+        # Adams-Bashforth starts at order 1 and raises its order one step at a time, so the
+        # global error is set by the start-up steps: order 3 at ADAMS_MAX_ORDER = 4 (measured
+        # 4.6e-4, 6.0e-5, 7.7e-6 at h = 0.05, 0.025, 0.0125)
+        return 3
     return sys.modules["torchdiffeq._impl.odeint"].SOLVERS[method].order
 
 
@@ -71,11 +76,20 @@ ADAPTIVE = [m for m in solver_methods() if is_adaptive(m)]
 FIXED = [m for m in solver_methods() if is_fixed_grid(m)]
 OTHER = [m for m in solver_methods() if not is_adaptive(m) and not is_fixed_grid(m)]
 
-# torchdiffeq's explicit Adams-Bashforth runs at its default max_order=12, which is unstable:
-# on dh/dt = A h (and on dh/dt = -h) its error *grows* as the step shrinks (0.6 at 0.05, 173 at
-# 0.025). ODEBlock passes no max_order, so the method is unusable through it.
-_UNSTABLE = {"explicit_adams": "torchdiffeq's explicit_adams (max_order=12 by default) diverges "
-                               "as the step shrinks"}
+# torchdiffeq's explicit Adams-Bashforth at its default max_order=12 is unstable (its error
+# *grows* as the step shrinks: 0.6 at 0.05, 173 at 0.025); ODEBlock runs it at ADAMS_MAX_ORDER,
+# and this test keeps the default's failure on record.
+_UNSTABLE: dict = {}
+
+
+def test_explicit_adams_at_torchdiffeqs_default_order_diverges_so_odeblock_sets_it():
+    from torchdiffeq import odeint
+    f = lambda t, h: -h  # noqa: E731
+    t = torch.linspace(0.0, 1.0, 5, dtype=torch.float64)
+    err = [float((odeint(f, torch.ones(1, dtype=torch.float64), t, method="explicit_adams",
+                          options={"step_size": h})[-1] - torch.exp(torch.tensor(-1.0))).abs())
+           for h in (0.05, 0.025)]
+    assert err[1] > err[0]            # halving the step makes it worse: unstable
 
 
 def _fixed_params():
@@ -115,8 +129,9 @@ def test_fixed_grid_method_is_accurate_at_its_order(method):
     p = _order(method)
     steps = (0.05, 0.025)                 # both divide the read-out spacing T / GAMMA = 0.25
     errors = [max_error(linear_block(solver=method, step_size=h)) for h in steps]
+    const = 40.0 if method == "explicit_adams" else 2.0   # start-up steps (see _order)
     for h, err in zip(steps, errors):
-        assert err < 2.0 * h ** p, (method, h, err)
+        assert err < const * h ** p, (method, h, err)
     # halving the step divides the error by about 2^p (at least 2^(p - 1))
     assert errors[1] < errors[0] / 2 ** (p - 1), (method, errors)
 

@@ -55,6 +55,11 @@ def is_fixed_grid(method: str) -> bool:
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "silu": nn.SiLU}
 
 
+ADAMS_MAX_ORDER = 4
+"""Order of torchdiffeq's ``explicit_adams`` through :class:`ODEBlock`: at its default of 12
+the Adams–Bashforth steps are unstable and the error grows as the step shrinks."""
+
+
 class StepSizeUnderflowError(RuntimeError):
     """The adaptive solver's step fell below ``min_step`` (stiff or exploding dynamics)."""
 
@@ -139,6 +144,8 @@ class ODEBlock(nn.Module):
             options["max_num_steps"] = self.max_num_steps
         elif self.step_size is not None and is_fixed_grid(self.solver):
             options["step_size"] = self.step_size
+        if self.solver == "explicit_adams":   # torchdiffeq's default order 12 diverges
+            options["max_order"] = ADAMS_MAX_ORDER
         f = self.dynamics
         f.min_step = self.min_step if adaptive else 0.0
         f._solver_desc = f"{self.solver}, rtol={rtol:g}, atol={atol:g}"
