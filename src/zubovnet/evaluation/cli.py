@@ -123,6 +123,8 @@ def _device(text: str) -> str:
 
 
 def _model_name(cfg, meta, path) -> str:
+    if str(path).startswith("pretrained:"):
+        return str(path)[len("pretrained:"):]
     name = getattr(cfg, "name", None)
     if name and name != "experiment":
         return name
