@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from zubovnet import load_checkpoint
-from zubovnet.data import build_datasets
-from zubovnet.evaluation.attacks import InputGraph
-from zubovnet.evaluation.suites import load_subset
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _doc_section import write_section  # noqa: E402
+from zubovnet import load_checkpoint  # noqa: E402
+from zubovnet.data import build_datasets  # noqa: E402
+from zubovnet.evaluation.attacks import InputGraph  # noqa: E402
+from zubovnet.evaluation.suites import load_subset  # noqa: E402
 
-MARK_BEGIN = "<!-- bench_eval_cost: begin -->"
-MARK_END = "<!-- bench_eval_cost: end -->"
 BATCHES = (1, 8, 32, 128, 256)
 COMPONENTS = ("apgd-ce", "apgd-t", "fab-t", "square")
 
@@ -99,15 +99,7 @@ def main(argv=None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")
     if a.markdown:
-        path = Path(a.markdown)
-        doc = path.read_text()
-        block = f"{MARK_BEGIN}\n\n{text}\n\n{MARK_END}"
-        if MARK_BEGIN in doc:
-            i, j = doc.index(MARK_BEGIN), doc.index(MARK_END) + len(MARK_END)
-            doc = doc[:i] + block + doc[j:]
-        else:
-            doc = doc.rstrip() + "\n\n## Where an evaluation spends its time\n\n" + block + "\n"
-        path.write_text(doc)
+        write_section(a.markdown, "bench_eval_cost", "Where an evaluation spends its time", text)
     return 0
 
 

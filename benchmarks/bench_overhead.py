@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from _doc_section import write_section
 from zubovnet.config import load_config
 from zubovnet.models import build_model
 from zubovnet.training.objectives import build_objective
@@ -47,8 +48,6 @@ SAMPLE_SIZES = {   # --sample-sizes: Zubov-Net with fewer consistency / region /
     "quarter": ("loss.consistency_samples=64", "loss.region_samples=64",
                 "loss.boundary.variants=5"),
 }
-MARK_BEGIN = "<!-- bench_overhead: begin -->"
-MARK_END = "<!-- bench_overhead: end -->"
 
 
 def _config(setting: dict, stem: str, over=()):
@@ -224,14 +223,8 @@ def markdown(res: dict) -> str:
 
 
 def write_markdown(path: Path, text: str, command: str) -> None:
-    block = f"{MARK_BEGIN}\n\nCommand: `{command}`\n\n{text}\n{MARK_END}"
-    doc = path.read_text() if path.exists() else ""
-    if MARK_BEGIN in doc and MARK_END in doc:
-        a, b = doc.index(MARK_BEGIN), doc.index(MARK_END) + len(MARK_END)
-        doc = doc[:a] + block + doc[b:]
-    else:
-        doc = doc.rstrip() + "\n\n## Zubov-Net against the Neural ODE (interleaved)\n\n" + block + "\n"
-    path.write_text(doc)
+    write_section(path, "bench_overhead", "Zubov-Net against the Neural ODE (interleaved)",
+                  f"Command: `{command}`\n\n{text}".rstrip())
 
 
 def main(argv=None) -> int:

@@ -24,11 +24,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from _doc_section import write_section  # noqa: E402
 from bench_overhead import SAMPLE_SIZES  # noqa: E402
 
 CONFIG = "configs/digits/zubovnet.yaml"
-MARK_BEGIN = "<!-- bench_sample_size: begin -->"
-MARK_END = "<!-- bench_sample_size: end -->"
 ROWS = {"default": (), **SAMPLE_SIZES}
 
 
@@ -57,7 +56,7 @@ def one(name: str, over: tuple, out: Path, seed: int) -> dict:
     return {"name": name, "overrides": list(over), "clean": res["clean"]["accuracy"],
             **{f"ar@{h}": res[f"alignment/ar@{h}"]["accuracy"] for h in ("1T", "3T", "10T")},
             "epoch_s_median": sorted(float(r["train_time"]) for r in epochs)[len(epochs) // 2],
-            "epochs": len(epochs), "record": str(rec_path)}
+            "epochs": len(epochs), "record": str(rec_path.relative_to(ROOT))}
 
 
 def markdown(rows: list[dict], command: str) -> str:
@@ -90,15 +89,8 @@ def main(argv=None) -> int:
         Path(a.json).write_text(json.dumps({"command": cmd, "config": CONFIG, "rows": rows},
                                            indent=2) + "\n")
     if a.markdown:
-        path = Path(a.markdown)
-        doc = path.read_text() if path.exists() else ""
-        block = f"{MARK_BEGIN}\n\n{text}\n\n{MARK_END}"
-        if MARK_BEGIN in doc:
-            i, j = doc.index(MARK_BEGIN), doc.index(MARK_END) + len(MARK_END)
-            doc = doc[:i] + block + doc[j:]
-        else:
-            doc = doc.rstrip() + "\n\n## Sample sizes: accuracy and alignment against time\n\n" + block + "\n"
-        path.write_text(doc)
+        write_section(a.markdown, "bench_sample_size",
+                      "Sample sizes: accuracy and alignment against time", text)
     return 0
 
 
