@@ -234,29 +234,75 @@ def run_attack(model: nn.Module, attack: "Attack", x: torch.Tensor, y: torch.Ten
     example; an example that still fails counts as not robust (:data:`SOLVER_ERRORS`).
     ``cache``: an object with ``get(b) -> (correct, failed) | None`` and ``put(b, correct,
     failed)`` (a stage of :class:`~zubovnet.evaluation.state.EvalState`): finished batches are
-    read back instead of attacked (resumable evaluation).  ``tick(k)`` is called after each
-    batch of ``k`` examples.
+    read back instead of attacked (resumable evaluation); a cache of a sharded evaluation
+    (:mod:`zubovnet.evaluation.shard`) also says which batches this process attacks.
+    ``tick(k)`` is called after each batch of ``k`` examples.
     """
     device = torch.device(device) if device is not None else _device_of(model)
     if getattr(attack, "whole_sample", False):
         batch_size = max(1, len(x))
-    correct = torch.zeros(len(x), dtype=torch.bool)
-    failed = torch.zeros(len(x), dtype=torch.bool)
-    for b, i in enumerate(range(0, len(x), batch_size)):
-        sl = slice(i, min(i + batch_size, len(x)))
+
+    def compute(b: int, sl: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        attack.calls = b
+        return _attack_batch(model, attack, x[sl].to(device), y[sl].to(device))
+
+    def report() -> dict:   # what the attack itself reports, sent along in a sharded run
+        return {"disagreements": int(getattr(attack, "disagreements", 0)),
+                "warnings": list(getattr(attack, "warnings", None) or [])}
+
+    correct, failed, reports = map_batches(len(x), batch_size, compute, cache, tick, report)
+    disagreements = sum(r["disagreements"] for r in reports)
+    if hasattr(attack, "disagreements"):
+        attack.disagreements = disagreements
+    if hasattr(attack, "warnings"):
+        attack.warnings = list(dict.fromkeys(w for r in reports for w in r["warnings"]))
+    return AttackOutcome(correct, failed, disagreements)
+
+
+def map_batches(n: int, batch_size: int, compute: Callable[[int, slice], tuple],
+                cache: Any = None, tick: Callable[[int], Any] | None = None,
+                extra: Callable[[], Any] | None = None):
+    """``(correct (n,), failed (n,), extras)`` of ``compute(b, slice)`` over the batches of a
+    stage, with the finished batches read from ``cache`` and the rest stored in it.
+
+    Under a sharded evaluation (``cache.shard``, :mod:`zubovnet.evaluation.shard`) this
+    process computes only its own batches (``cache.mine(b)``) and the ranks then exchange them,
+    so every rank returns the whole stage.  ``extra()`` is read once after this process's
+    batches; ``extras`` lists its value from every rank that computed a batch (one entry when
+    unsharded)."""
+    shard = getattr(cache, "shard", None)
+    correct = torch.zeros(n, dtype=torch.bool)
+    failed = torch.zeros(n, dtype=torch.bool)
+    slices = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    done: dict = {}
+    for b, sl in enumerate(slices):
         got = cache.get(b) if cache is not None else None
-        if got is None:
-            xb, yb = x[sl].to(device), y[sl].to(device)
-            attack.calls = b
-            c, f = _attack_batch(model, attack, xb, yb)
+        if got is None and (shard is None or cache.mine(b)):
+            got = compute(b, sl)
+            done[b] = got
             if cache is not None:
+                cache.put(b, *got)
+        if got is not None:
+            correct[sl], failed[sl] = got
+            if tick is not None:
+                tick(sl.stop - sl.start)
+    sharded = shard is not None and shard.active
+    extras = [extra() if extra is not None else None] if (done or not sharded) else []
+    if sharded:
+        from .state import _bits, _mask
+        merged = shard.gather({**{b: (_bits(c), _bits(f)) for b, (c, f) in done.items()},
+                               ("extras", shard.rank): extras})
+        extras = []
+        for b, v in sorted(merged.items(), key=lambda kv: str(kv[0])):
+            if isinstance(b, tuple):
+                extras.extend(v)
+            elif b not in done and cache.get(b) is None:
+                c, f = _mask(v[0]), _mask(v[1])
+                correct[slices[b]], failed[slices[b]] = c, f
                 cache.put(b, c, f)
-        else:
-            c, f = got
-        correct[sl], failed[sl] = c, f
-        if tick is not None:
-            tick(sl.stop - sl.start)
-    return AttackOutcome(correct, failed, int(getattr(attack, "disagreements", 0)))
+                if tick is not None:
+                    tick(slices[b].stop - slices[b].start)
+    return correct, failed, [e for e in extras if e is not None]
 
 
 class InputGraph(nn.Module):

@@ -11,7 +11,9 @@
 test split of the dataset of its configuration, prints every number with the verdicts beside
 it and writes the record (default ``<checkpoint folder>/eval_<suite>.json``).  While it runs,
 per-image results go to ``<record>.state.json``; run again with the same arguments after an
-interruption, it continues from there (``docs/evaluation.md``).  An existing record is not
+interruption, it continues from there (``docs/evaluation.md``).  Launched by ``torchrun
+--nproc_per_node K -m zubovnet eval ...``, the evaluation is sharded over the K processes
+and rank 0 writes the one record (:mod:`zubovnet.evaluation.shard`).  An existing record is not
 replaced unless ``--overwrite`` is given.  ``table`` renders records (files, or folders holding
 ``eval_*.json``) as Markdown.
 
@@ -78,8 +80,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                              "or pretrained:NAME for a shipped checkpoint")
     parser.add_argument("--suite", default="clean", choices=tuple(SUITES) + ("all",),
                         help="evaluation suite (default: clean)")
-    parser.add_argument("--n", type=_positive, default=1000,
-                        help="number of test images (default 1000)")
+    parser.add_argument("--n", "--images", dest="n", type=_positive, default=1000,
+                        help="number of test images (default 1000; under torchrun write "
+                             "--images: torchrun reads --n as an abbreviation of its own options)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument("--batch-size", type=_positive, default=256,
                         help="batch size (default 256)")
@@ -156,7 +159,11 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.out and len(args.checkpoints) > 1:
         print("error: --out needs exactly one checkpoint", file=sys.stderr)
         return 2
+    from .shard import from_environment
     device = _resolve_device(args.device)
+    shard = from_environment(device)
+    if shard.active and device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', shard.rank))}"
     if device.startswith("cuda"):
         import torch
         if not torch.cuda.is_available():
@@ -196,7 +203,10 @@ def run_eval(args: argparse.Namespace) -> int:
                           progress=not args.no_progress, model_name=name, meta=meta,
                           config=cfg, checkpoint=str(meta.get("path", ck)), settings=settings,
                           subset=args.subset, dataset_name=getattr(cfg.data, "name", None),
-                          state_path=str(state_path))
+                          state_path=str(state_path), shard=shard)
+        flagged += sum(v["status"] == "FLAG" for v in record["verdicts"])
+        if not shard.main:      # rank 0 writes the record of a sharded evaluation
+            continue
         write_record(record, out)
         from .state import EvalState
         EvalState(state_path, "").remove()
@@ -204,9 +214,9 @@ def run_eval(args: argparse.Namespace) -> int:
         if record.get("resumed"):
             print("  (resumed from a saved evaluation state)")
         print(f"  record: {out}")
-        flagged += sum(v["status"] == "FLAG" for v in record["verdicts"])
     if flagged:
-        print(f"{flagged} check(s) FLAGGED: see the verdicts above", file=sys.stderr)
+        if shard.main:
+            print(f"{flagged} check(s) FLAGGED: see the verdicts above", file=sys.stderr)
         return 1
     return 0
 

@@ -278,16 +278,15 @@ def run_rigorous(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clean_corre
     else:
         verdicts.append(checks.check_rk4_attack(robust[role0], r_rk4, s.rk4_gap_threshold))
     # gradient and solver checks on the first grad_n examples (cached as one stage)
-    cached = state.get("rigorous/gradient_checks") if state is not None else None
-    if cached is None:
+    def grad_checks() -> list:
         if stage:
             stage("gradients")
         xg, yg = x[:s.grad_n].to(dev), y[:s.grad_n].to(dev)
-        cached = gradient_checks(model, xg, yg, s) + solver_checks(model, xg, yg, s, seed)
         from .records import to_jsonable
-        cached = to_jsonable(cached)
-        if state is not None:
-            state.put("rigorous/gradient_checks", cached)
+        return to_jsonable(gradient_checks(model, xg, yg, s) + solver_checks(model, xg, yg, s, seed))
+
+    cached = (state.compute("rigorous/gradient_checks", grad_checks) if state is not None
+              else grad_checks())
     verdicts.extend(cached)
     order = {c: i for i, c in enumerate(CHECKS)}
     verdicts.sort(key=lambda v: order.get(v["check"], len(order)))

@@ -10,6 +10,10 @@ uninterrupted run (wall times aside).  The state is deleted once the record is w
 The state carries a *fingerprint* of everything the numbers depend on (model checkpoint and
 epoch, suites, sample, seed, batch size, settings); a state with another fingerprint is not
 reused — the evaluation starts over and says so.
+
+Sharded over processes (:mod:`zubovnet.evaluation.shard`), every rank reads the file, rank 0
+alone writes it; each stage is given a unit offset in the order stages are opened, so the
+stages' units spread over the ranks the same way in every process.
 """
 from __future__ import annotations
 
@@ -17,9 +21,11 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
+
+from .shard import SINGLE, Shard
 
 __all__ = ["EvalState", "StageCache", "fingerprint"]
 
@@ -44,8 +50,16 @@ class StageCache:
     """The batches of one stage: ``get(b) -> (correct, failed) | None``, ``put(b, correct,
     failed)`` (the interface :func:`~zubovnet.evaluation.attacks.run_attack` expects)."""
 
-    def __init__(self, state: "EvalState", stage: str):
-        self.state, self.stage = state, stage
+    def __init__(self, state: "EvalState", stage: str, offset: int = 0):
+        self.state, self.stage, self.offset = state, stage, offset
+
+    @property
+    def shard(self) -> Shard:
+        return self.state.shard
+
+    def mine(self, b: int) -> bool:
+        """Whether this process computes batch ``b`` of the stage."""
+        return self.state.shard.mine(self.offset + b)
 
     def get(self, b: int):
         entry = self.state.data["batches"].get(self.stage, {}).get(str(b))
@@ -64,11 +78,14 @@ class EvalState:
 
     ``path``: the state file (``None``: kept in memory only, nothing is resumed).
     ``key``: the fingerprint; a file with another key is ignored and replaced.
+    ``shard``: this process's share of a sharded evaluation (only rank 0 writes the file).
     """
 
-    def __init__(self, path: str | os.PathLike | None, key: str):
+    def __init__(self, path: str | os.PathLike | None, key: str, shard: Shard = SINGLE):
         self.path = Path(path) if path is not None else None
         self.key = key
+        self.shard = shard
+        self._units = 0
         self.resumed = False
         self.discarded = False
         self.data: dict = {"schema": SCHEMA, "key": key, "batches": {}, "stages": {}}
@@ -86,7 +103,27 @@ class EvalState:
 
     # ---- stages whose result is one JSON value (a mask, a report, verdicts)
     def stage(self, name: str) -> StageCache:
-        return StageCache(self, name)
+        """The batch cache of stage ``name`` (its units start at the next unit offset)."""
+        cache = StageCache(self, name, self._units)
+        self._units += 1
+        return cache
+
+    def reserve(self, k: int) -> int:
+        """The first of ``k`` consecutive units (stages of one value each, spread over the ranks
+        of a sharded evaluation by ``shard.mine(first + i)``)."""
+        first = self._units
+        self._units += int(k)
+        return first
+
+    def compute(self, name: str, fn: Callable[[], Any]) -> Any:
+        """The stored value of stage ``name``, or ``fn()`` — computed by one rank of a sharded
+        evaluation and sent to all — stored and returned (``fn`` must return JSON-able data)."""
+        unit = self._units
+        self._units += 1
+        got = self.get(name)
+        if got is None:
+            got = self.put(name, self.shard.once(unit, fn))
+        return got
 
     def get(self, name: str) -> Any:
         return self.data["stages"].get(name)
@@ -105,7 +142,7 @@ class EvalState:
         return mask
 
     def save(self) -> None:
-        if self.path is None:
+        if self.path is None or not self.shard.main:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.tmp{os.getpid()}")
@@ -117,11 +154,12 @@ class EvalState:
         """A file beside the state for a component with its own state (AutoAttack's)."""
         if self.path is None:
             return None
-        return self.path.with_name(f"{self.path.name}.{name}")
+        safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
+        return self.path.with_name(f"{self.path.name}.{safe}")
 
     def remove(self) -> None:
         """Delete the state and its auxiliary files (the record is written)."""
-        if self.path is None:
+        if self.path is None or not self.shard.main:
             return
         for p in self.path.parent.glob(self.path.name + "*"):
             try:

@@ -43,8 +43,8 @@ from torch import nn
 from ..analysis.alignment import AlignmentSettings
 from . import checks
 from .attacks import (PAPER_EPS, PAPER_STEP_FRACTION, PAPER_STEPS, SQUARE_QUERIES,
-                      WHITE_BOX_ATTACKS, assert_eval_mode, eps_label, make_attack, predict,
-                      run_attack)
+                      WHITE_BOX_ATTACKS, assert_eval_mode, eps_label, make_attack, map_batches,
+                      predict, run_attack)
 from .records import add_result, new_record, result_entry, to_jsonable, verdict
 from .rigorous import SOLVER_ERRORS, RigorousSettings, run_rigorous
 from .state import EvalState, fingerprint
@@ -242,26 +242,25 @@ def clean_suite(r: _Run) -> None:
     """Clean accuracy (and the sanity checks): always run first."""
     r.verdict(checks.check_determinism(r.model, r.X[:r.settings.determinism_n].to(r.device),
                                        r.settings.determinism_rtol), "sanity")
-    cached = r.state.get_mask("clean")
     r.bar.start("clean", r.n)
-    if cached is None:
-        correct = torch.zeros(r.n, dtype=torch.bool)
-        failed = torch.zeros(r.n, dtype=torch.bool)
-        for i in range(0, r.n, r.batch_size):
-            xb, yb = r.X[i:i + r.batch_size].to(r.device), r.Y[i:i + r.batch_size].to(r.device)
-            try:
-                correct[i:i + len(xb)] = (predict(r.model, xb) == yb).cpu()
-            except SOLVER_ERRORS:
-                for j in range(len(xb)):
-                    try:
-                        correct[i + j] = bool(predict(r.model, xb[j:j + 1])[0] == yb[j])
-                    except SOLVER_ERRORS:
-                        failed[i + j] = True
-            r.bar.tick(len(xb))
-        r.state.put_mask("clean", correct)
-        r.state.put("clean/failed", int(failed.sum()))
-    else:
-        correct = cached
+
+    def compute(b: int, sl: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        xb, yb = r.X[sl].to(r.device), r.Y[sl].to(r.device)
+        failed = torch.zeros(len(xb), dtype=torch.bool)
+        try:
+            return (predict(r.model, xb) == yb).cpu(), failed
+        except SOLVER_ERRORS:
+            correct = torch.zeros(len(xb), dtype=torch.bool)
+            for j in range(len(xb)):
+                try:
+                    correct[j] = bool(predict(r.model, xb[j:j + 1])[0] == yb[j])
+                except SOLVER_ERRORS:
+                    failed[j] = True
+            return correct, failed
+
+    correct, failed, _ = map_batches(r.n, r.batch_size, compute, r.state.stage("clean"),
+                                     r.bar.tick)
+    r.state.put("clean/failed", int(failed.sum()))
     r.clean_correct = correct
     r.failures["clean"] = int(r.state.get("clean/failed") or 0)
     with torch.no_grad():
@@ -279,35 +278,44 @@ def corruptions_suite(r: _Run) -> None:
     names = tuple(s.corruptions or C.CORRUPTIONS)
     r.bar.start("corruptions", r.n * len(names) * len(s.severities))
     a, b = CORRUPTION_SEED_RULE
+    units = [(ci, name, sev) for ci, name in enumerate(names) for sev in s.severities]
+    first = r.state.reserve(len(units))
+    shard = r.state.shard
+    done: dict = {}
+    for u, (ci, name, sev) in enumerate(units):      # one unit per corruption and severity
+        key = f"corruption/{name}/{sev}"
+        if r.state.get(key) is None and shard.mine(first + u):
+            r.bar.stage(name)
+            t1 = time.perf_counter()
+            g = torch.Generator().manual_seed(r.seed * a + b * ci + sev)
+            correct = 0
+            for i in range(0, r.n, r.batch_size):
+                xb = r.X[i:i + r.batch_size].to(r.device)
+                yb = r.Y[i:i + r.batch_size].to(r.device)
+                xc = C.corrupt(xb, name, sev, generator=g)
+                if xc.shape != xb.shape or xc.min() < -1e-6 or xc.max() > 1 + 1e-6:
+                    raise ValueError(f"corruption {name} (severity {sev}) left [0, 1]")
+                correct += int((predict(r.model, xc) == yb).sum())
+                r.bar.tick(len(xb))
+            done[key] = (r.state.put(key, correct), time.perf_counter() - t1)
+        else:
+            r.bar.tick(r.n)
+    done = shard.gather(done)
+    for key, (correct, _) in done.items():
+        r.state.put(key, correct)
     for ci, name in enumerate(names):
-        r.bar.stage(name)
-        t1 = time.perf_counter()
         per, total = {}, 0
         for sev in s.severities:
-            key = f"corruption/{name}/{sev}"
-            got = r.state.get(key)
-            if got is None:
-                g = torch.Generator().manual_seed(r.seed * a + b * ci + sev)
-                correct = 0
-                for i in range(0, r.n, r.batch_size):
-                    xb = r.X[i:i + r.batch_size].to(r.device)
-                    yb = r.Y[i:i + r.batch_size].to(r.device)
-                    xc = C.corrupt(xb, name, sev, generator=g)
-                    if xc.shape != xb.shape or xc.min() < -1e-6 or xc.max() > 1 + 1e-6:
-                        raise ValueError(f"corruption {name} (severity {sev}) left [0, 1]")
-                    correct += int((predict(r.model, xc) == yb).sum())
-                    r.bar.tick(len(xb))
-                got = r.state.put(key, correct)
-            else:
-                r.bar.tick(r.n)
+            got = r.state.get(f"corruption/{name}/{sev}")
             per[str(sev)] = got / r.n if r.n else None
             total += got
+        wall = sum(done.get(f"corruption/{name}/{sev}", (0, 0.0))[1] for sev in s.severities)
         add_result(r.record, result_entry(
             f"corruption/{name}", "corruptions", "paper", total, r.n * len(s.severities),
             corruption={"name": name, "severities": list(s.severities),
                         "parameters": "Hendrycks & Dietterich CIFAR-10-C",
                         "generator_seed_rule": f"seed*{a} + {b}*index + severity"},
-            solver=r.solver, wall_time_s=time.perf_counter() - t1, seed=r.seed,
+            solver=r.solver, wall_time_s=wall, seed=r.seed,
             images=r.n, per_severity=per, headline="mean over severities"))
 
 
@@ -402,11 +410,9 @@ def alignment_suite(r: _Run) -> None:
     a = r.settings.alignment
     rho, rho_source = _config_rho(r.settings, r.config)
     r.bar.stage("alignment")
-    rep = r.state.get("alignment/report")
-    if rep is None:
-        rep = r.state.put("alignment/report", to_jsonable(alignment_report(
-            r.model, a, x=r.X.to(r.device), y=r.Y.to(r.device), rho=rho, progress=r.bar.stage,
-            beta=float(getattr(getattr(r.config, "loss", None), "beta", 0.85)))))
+    rep = r.state.compute("alignment/report", lambda: to_jsonable(alignment_report(
+        r.model, a, x=r.X.to(r.device), y=r.Y.to(r.device), rho=rho, progress=r.bar.stage,
+        beta=float(getattr(getattr(r.config, "loss", None), "beta", 0.85)))))
     rep["rho_source"] = rho_source
     r.record["alignment"] = rep
     for key, h in rep["horizons"].items():
@@ -521,7 +527,8 @@ def evaluate(model: nn.Module, dataset, suite: str | Iterable[str] = "clean", n:
              surrogate=None, progress: bool = True, model_name: str | None = None,
              meta: dict | None = None, *, config: Any = None, checkpoint: str | None = None,
              settings: EvalSettings | None = None, subset: str = "first",
-             dataset_name: str | None = None, state_path: str | None = None) -> dict:
+             dataset_name: str | None = None, state_path: str | None = None,
+             shard=None) -> dict:
     """Evaluate ``model`` on ``n`` images of ``dataset`` with ``suite``; return the record.
 
     Args:
@@ -538,6 +545,10 @@ def evaluate(model: nn.Module, dataset, suite: str | Iterable[str] = "clean", n:
         state_path: per-image results are stored there as they are computed and read back by a
             later call with the same arguments (:mod:`zubovnet.evaluation.state`); the caller
             deletes it once the record is safe (:meth:`EvalState.remove`).
+        shard: this process's :class:`~zubovnet.evaluation.shard.Shard` of an evaluation
+            sharded over ``torchrun`` processes (default: single process).  Every rank returns
+            the same record, equal to the single-process one (wall times and the
+            ``distributed`` entry aside); the caller writes it from rank 0.
 
     Returns the record (:mod:`zubovnet.evaluation.records`): ``results`` maps keys such as
     ``clean``, ``corruption/gaussian_noise``, ``pgd@8/255``, ``autoattack@16/255``,
@@ -572,11 +583,15 @@ def evaluate(model: nn.Module, dataset, suite: str | Iterable[str] = "clean", n:
                        "batch_size": batch_size, "settings": to_jsonable(s),
                        "surrogates": [sn for sn, _ in _surrogates(surrogate)],
                        "model": type(model).__name__})
-    state = EvalState(state_path, key)
+    from .shard import SINGLE
+    shard = shard or SINGLE
+    if shard.active:
+        record["distributed"] = shard.describe()
+    state = EvalState(state_path, key, shard)
     record["resumed"] = state.resumed
     r = _Run(model=model, X=X, Y=Y, settings=s, record=record, device=dev,
              batch_size=int(batch_size), seed=seed, solver=solver, state=state,
-             bar=_Progress(progress), requested=requested, config=config, surrogate=surrogate)
+             bar=_Progress(progress and shard.main), requested=requested, config=config, surrogate=surrogate)
     t_all = time.perf_counter()
     for name in ["clean"] + [x for x in suites if x != "clean"]:
         t0 = time.perf_counter()
