@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from record_helpers import strip_volatile
 
 from zubovnet.config import Config
 from zubovnet.models import build_model
@@ -61,15 +62,6 @@ def test_a_flag_exits_1(tmp_path):
                for v in rec["verdicts"])
 
 
-def _strip(rec):
-    drop = {"wall_time_s", "created", "command", "resumed", "environment"}
-    if isinstance(rec, dict):
-        return {k: _strip(v) for k, v in rec.items() if k not in drop}
-    if isinstance(rec, list):
-        return [_strip(v) for v in rec]
-    return rec
-
-
 @pytest.mark.slow
 def test_killed_evaluation_resumes_to_the_same_record(tmp_path):
     run = _checkpoint(tmp_path)
@@ -102,8 +94,8 @@ def test_killed_evaluation_resumes_to_the_same_record(tmp_path):
     assert "resumed" in r.stdout and not state.exists()
     a, b = json.loads(ref.read_text()), json.loads(out.read_text())
     assert b["resumed"] is True
-    assert _strip(a["results"]) == _strip(b["results"])
-    assert _strip(a["verdicts"]) == _strip(b["verdicts"])
+    assert strip_volatile(a["results"]) == strip_volatile(b["results"])
+    assert strip_volatile(a["verdicts"]) == strip_volatile(b["verdicts"])
 
 
 def test_settings_file_sets_nested_fields_and_refuses_unknown_keys(tmp_path):

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from record_helpers import strip_volatile
 
 from zubovnet.config import Config
 from zubovnet.evaluation.shard import SINGLE, Shard
@@ -58,15 +59,6 @@ eval:
 """
 
 
-def _strip(rec):
-    drop = {"wall_time_s", "created", "command", "resumed", "environment", "distributed"}
-    if isinstance(rec, dict):
-        return {k: _strip(v) for k, v in rec.items() if k not in drop}
-    if isinstance(rec, list):
-        return [_strip(v) for v in rec]
-    return rec
-
-
 @pytest.mark.slow
 def test_two_process_evaluation_writes_the_single_process_record(tmp_path):
     """An adaptive-solver Neural ODE (its batches couple their examples), every suite that
@@ -88,7 +80,7 @@ def test_two_process_evaluation_writes_the_single_process_record(tmp_path):
     b = json.loads((tmp_path / "two.json").read_text())
     assert b["distributed"]["world_size"] == 2 and "distributed" not in a
     assert len(a["results"]) > 20
-    assert _strip(a["results"]) == _strip(b["results"])
-    assert _strip(a["verdicts"]) == _strip(b["verdicts"])
+    assert strip_volatile(a["results"]) == strip_volatile(b["results"])
+    assert strip_volatile(a["verdicts"]) == strip_volatile(b["verdicts"])
     assert not list(tmp_path.glob("two.json.state*"))
     assert two.stdout.count("record:") == 1          # rank 0 alone reports and writes

@@ -286,23 +286,21 @@ def map_batches(n: int, batch_size: int, compute: Callable[[int, slice], tuple],
             correct[sl], failed[sl] = got
             if tick is not None:
                 tick(sl.stop - sl.start)
-    sharded = shard is not None and shard.active
-    extras = [extra() if extra is not None else None] if (done or not sharded) else []
-    if sharded:
-        from .state import _bits, _mask
-        merged = shard.gather({**{b: (_bits(c), _bits(f)) for b, (c, f) in done.items()},
-                               ("extras", shard.rank): extras})
-        extras = []
-        for b, v in sorted(merged.items(), key=lambda kv: str(kv[0])):
-            if isinstance(b, tuple):
-                extras.extend(v)
-            elif b not in done and cache.get(b) is None:
-                c, f = _mask(v[0]), _mask(v[1])
+    if shard is None or not shard.active:
+        return correct, failed, [extra()] if extra is not None else []
+    from .state import _bits, _mask
+    mine = {b: (_bits(c), _bits(f)) for b, (c, f) in done.items()}
+    extras = []
+    for batches, ex in shard.exchange((mine, [extra()] if done and extra is not None else [])):
+        extras.extend(ex)
+        for b, (c, f) in batches.items():
+            if b not in done:
+                c, f = _mask(c), _mask(f)
                 correct[slices[b]], failed[slices[b]] = c, f
                 cache.put(b, c, f)
                 if tick is not None:
                     tick(slices[b].stop - slices[b].start)
-    return correct, failed, [e for e in extras if e is not None]
+    return correct, failed, extras
 
 
 class InputGraph(nn.Module):

@@ -61,16 +61,20 @@ class Shard:
         """Whether this process computes unit ``unit`` (``unit mod world == rank``)."""
         return unit % self.world == self.rank
 
-    def gather(self, local: dict) -> dict:
-        """The union of every rank's ``local`` dict (keys are units, disjoint across ranks)."""
+    def exchange(self, local: Any) -> list:
+        """Every rank's ``local`` (picklable), in rank order."""
         if not self.active:
-            return dict(local)
+            return [local]
         import torch.distributed as dist
         parts: list = [None] * self.world
         dist.all_gather_object(parts, local)
+        return parts
+
+    def gather(self, local: dict) -> dict:
+        """The union of every rank's ``local`` dict (keys are units, disjoint across ranks)."""
         out: dict = {}
-        for p in parts:
-            out.update(p)
+        for part in self.exchange(local):
+            out.update(part)
         return out
 
     def once(self, unit: int, fn: Callable[[], Any]) -> Any:

@@ -302,7 +302,8 @@ def corruptions_suite(r: _Run) -> None:
             r.bar.tick(r.n)
     done = shard.gather(done)
     for key, (correct, _) in done.items():
-        r.state.put(key, correct)
+        if r.state.get(key) is None:           # another rank's unit
+            r.state.put(key, correct)
     for ci, name in enumerate(names):
         per, total = {}, 0
         for sev in s.severities:
