@@ -42,6 +42,15 @@ SETTINGS = {
 }
 MODELS = (("neural_ode", "Neural ODE", ()), ("zubovnet", "Zubov-Net", ()),
           ("paper_literal", "Zubov-Net (paper-literal)", ()))
+# --reference-paths: Zubov-Net with each fast path replaced by its reference (the test oracle):
+# bisection projection and boundary search, the head's conditioning recomputed at every call
+REFERENCE_PATHS = (("zubovnet", "Zubov-Net (reference paths: bisection, conditioning per call)",
+                    ("loss.projection=bisection", "loss.boundary.rule=bisection"),
+                    {"freeze_conditioning": False}),
+                   ("zubovnet", "Zubov-Net (conditioning per call)", (),
+                    {"freeze_conditioning": False}))
+# --compiled: Zubov-Net with torch.compile'd W in the sampling searches (train.compile_searches)
+COMPILED = (("zubovnet", "Zubov-Net (compiled searches)", ("train.compile_searches=true",), {}),)
 SAMPLE_SIZES = {   # --sample-sizes: Zubov-Net with fewer consistency / region / boundary samples
     "half": ("loss.consistency_samples=128", "loss.region_samples=128",
              "loss.boundary.variants=10"),
@@ -93,11 +102,13 @@ def _state_bytes(model, opt) -> int:
 
 
 class Bench:
-    def __init__(self, name, label, cfg, device, batch):
+    def __init__(self, name, label, cfg, device, batch, objective_attrs=None):
         self.name, self.label, self.cfg, self.device = name, label, cfg, device
         torch.manual_seed(0)
         self.model = build_model(cfg).to(device)
         self.objective = build_objective(cfg, self.model)
+        for k, v in (objective_attrs or {}).items():
+            setattr(self.objective, k, v)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4)
         g = torch.Generator().manual_seed(0)
         c, h, w = cfg.model.in_channels, cfg.model.image_size, cfg.model.image_size
@@ -161,7 +172,8 @@ class Bench:
                 "parameters": sum(p.numel() for p in self.model.parameters())}
 
 
-def run(settings, steps, warmup, batch, device, sample_sizes=False) -> dict:
+def run(settings, steps, warmup, batch, device, sample_sizes=False,
+        reference_paths=False, compiled=False) -> dict:
     out = {"settings": {}, "steps": steps, "warmup": warmup, "batch": batch,
            "device": str(device), "threads": torch.get_num_threads(),
            "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
@@ -169,12 +181,16 @@ def run(settings, steps, warmup, batch, device, sample_sizes=False) -> dict:
                            "bytes saved for backward + parameters, buffers, gradients, Adam state")}
     for key in settings:
         st = SETTINGS[key]
-        models = list(MODELS)
+        models = [m + ({},) for m in MODELS]
+        if reference_paths:
+            models += list(REFERENCE_PATHS)
+        if compiled:
+            models += list(COMPILED)
         if sample_sizes:
-            models += [("zubovnet", f"Zubov-Net ({k}: {', '.join(o.split('.')[-1] for o in v)})", v)
-                       for k, v in SAMPLE_SIZES.items()]
-        benches = [Bench(stem, label, _config(st, stem, over), device, batch)
-                   for stem, label, over in models]
+            models += [("zubovnet", f"Zubov-Net ({k}: {', '.join(o.split('.')[-1] for o in v)})",
+                        v, {}) for k, v in SAMPLE_SIZES.items()]
+        benches = [Bench(stem, label, _config(st, stem, over), device, batch, attrs)
+                   for stem, label, over, attrs in models]
         for b in benches:
             for _ in range(warmup):
                 b.train_step(record=False)
@@ -191,7 +207,7 @@ def run(settings, steps, warmup, batch, device, sample_sizes=False) -> dict:
             r["memory_ratio"] = r["memory_bytes"] / ref["memory_bytes"]
             r["extra_s"] = r["step_s"] - ref["step_s"]
         out["settings"][key] = {"label": st["label"], "rows": rows}
-        print(markdown({"settings": {key: out["settings"][key]}, **out}), flush=True)
+        print(markdown({**out, "settings": {key: out["settings"][key]}}), flush=True)
     return out
 
 
@@ -238,13 +254,25 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--sample-sizes", action="store_true",
                    help="add Zubov-Net rows with the sample sizes of SAMPLE_SIZES")
+    p.add_argument("--reference-paths", action="store_true",
+                   help="add Zubov-Net rows with the reference implementations of the fast paths")
+    p.add_argument("--compiled", action="store_true",
+                   help="add a Zubov-Net row with train.compile_searches=true")
     p.add_argument("--json", default=None, help="write the numbers here")
+    p.add_argument("--merge", action="store_true",
+                   help="replace only these settings in --json (and the Markdown) and keep the "
+                        "others")
     p.add_argument("--markdown", default=None, help="update this Markdown file's section")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    res = run(a.settings, a.steps, a.warmup, a.batch, torch.device(a.device), a.sample_sizes)
+    res = run(a.settings, a.steps, a.warmup, a.batch, torch.device(a.device), a.sample_sizes,
+              a.reference_paths, a.compiled)
     cmd = "python benchmarks/bench_overhead.py " + " ".join(sys.argv[1:] if argv is None else argv)
     res["command"] = cmd
+    if a.merge and a.json and Path(a.json).exists():   # keep the other settings of the file
+        old = json.loads(Path(a.json).read_text())
+        res["settings"] = {**old.get("settings", {}), **res["settings"]}
+        res["command"] = cmd = f"{old.get('command', '')}; then {cmd}"
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(res, indent=2) + "\n")

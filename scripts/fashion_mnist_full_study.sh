@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST study at a real budget (docs/results/fashion-mnist.md), exactly as it is run:
-#   scripts/fashion_mnist_full_study.sh train|eval [JOBS] [MODELS]
+#   scripts/fashion_mnist_full_study.sh train|eval|stash|restore [JOBS] [MODELS]
 # train: every config of configs/fashion_mnist/study/ (or only the MODELS named, in that order)
 #   in JOBS processes of one thread each (default 2, one per core); each run resumes where it
 #   stopped, so the budget can be trained in several stretches (kill it any time).
@@ -8,6 +8,11 @@
 #   corruptions, attacks), Table III and the rigorous protocol on 500, the alignment suite
 #   where the model has equilibria and the certified radius for Zubov-Net; records go to
 #   docs/results/fashion_mnist_study/<model>_<suite>.json, each evaluation resumes too.
+# stash: copy each run's latest checkpoint (with its config, metrics and the equilibrium
+#   assignment) to docs/results/fashion_mnist_study/in_progress/<model>/, so that a budget
+#   longer than one sitting, or a finished run not yet evaluated, survives the loss of runs/;
+#   restore: copy them back into runs/ where runs/ holds an older epoch or nothing (train then
+#   resumes from there; eval evaluates a finished one).
 set -eu
 WHAT=${1:?train or eval}
 JOBS=${2:-2}
@@ -16,6 +21,7 @@ export OMP_NUM_THREADS=1
 Z=${ZUBOVNET:-zubovnet}
 CFG=configs/fashion_mnist/study
 OUT=docs/results/fashion_mnist_study
+KEEP=$OUT/in_progress
 mkdir -p "$OUT" runs/fashion_mnist/study
 train_one() {
   m=$1
@@ -24,10 +30,17 @@ train_one() {
     >> "$run.train.log" 2>&1 || { echo "training $m failed: see $run.train.log" >&2; return 1; }
   echo "trained $m"
 }
+epoch_of() {  # the epoch of a run folder's latest checkpoint (0: none)
+  [ -f "$1/checkpoints/latest.json" ] || { echo 0; return; }
+  sed -n 's/.*"epoch": *\([0-9]*\).*/\1/p' "$1/checkpoints/latest.json"
+}
+epochs_of() {  # the epochs a config asks for
+  python -c "from zubovnet.config import load_config; print(load_config('$CFG/$1.yaml').train.epochs)"
+}
 eval_one() {
   m=$1
   run=$($Z train "$CFG/$m.yaml" --print-out-dir)
-  [ -f "$run/final.pt" ] || [ -f "$run/checkpoint.pt" ] || { echo "skip $m: not trained" >&2; return 0; }
+  [ "$(epoch_of "$run")" = "$(epochs_of "$m")" ] || { echo "skip $m: not trained to the end" >&2; return 0; }
   suites="clean corruptions attacks strong rigorous"
   case $m in zubovnet*|paper_literal|sodef|lyanet|fxts) suites="$suites alignment" ;; esac
   case $m in zubovnet*|paper_literal) suites="$suites certify" ;; esac
@@ -41,10 +54,32 @@ eval_one() {
   done
   echo "evaluated $m"
 }
-export -f train_one eval_one
-export Z CFG OUT
+stash_one() {
+  m=$1
+  run=$($Z train "$CFG/$m.yaml" --print-out-dir)
+  e=$(epoch_of "$run")
+  [ "$e" = 0 ] && return 0
+  rm -rf "$KEEP/$m"; mkdir -p "$KEEP/$m/checkpoints"
+  for f in config.yaml metrics.csv prepare.json; do [ -f "$run/$f" ] && cp "$run/$f" "$KEEP/$m/"; done
+  cp "$run/checkpoints/latest.json" "$KEEP/$m/checkpoints/"
+  p=$(sed -n 's/.*"path": *"\([^"]*\)".*/\1/p' "$run/checkpoints/latest.json")
+  cp -r "$run/checkpoints/$p" "$KEEP/$m/checkpoints/"
+  echo "stashed $m at epoch $e"
+}
+restore_one() {
+  m=$1
+  [ -d "$KEEP/$m" ] || return 0
+  run=$($Z train "$CFG/$m.yaml" --print-out-dir)
+  [ "$(epoch_of "$run")" -ge "$(epoch_of "$KEEP/$m")" ] && return 0
+  rm -rf "$run"; mkdir -p "$(dirname "$run")"; cp -r "$KEEP/$m" "$run"
+  echo "restored $m at epoch $(epoch_of "$run")"
+}
+export -f train_one eval_one epoch_of epochs_of stash_one restore_one
+export Z CFG OUT KEEP
 case $WHAT in
   train) printf '%s\n' $MODELS | xargs -P "$JOBS" -I{} bash -c 'train_one {}' ;;
   eval) printf '%s\n' $MODELS | xargs -P "$JOBS" -I{} bash -c 'eval_one {}' ;;
-  *) echo "first argument: train or eval" >&2; exit 2 ;;
+  stash) for m in $MODELS; do stash_one "$m"; done ;;
+  restore) for m in $MODELS; do restore_one "$m"; done ;;
+  *) echo "first argument: train, eval, stash or restore" >&2; exit 2 ;;
 esac

@@ -73,3 +73,26 @@ def test_energy_at_initialisation_neither_saturated_nor_degenerate():
     med = V.median().item()
     assert 0.5 < med < 20, med                           # not W ≡ 1 (V in the thousands), not ≈ 0
     assert V.std().item() > 1e-3
+
+
+def test_frozen_conditioning_keeps_values_and_state_gradients_and_cuts_parameter_ones():
+    from zubovnet.models.convex import PIACNN
+    from zubovnet.models.lyapunov import LyapunovHead, make_equilibria
+    torch.manual_seed(0)
+    head = LyapunovHead(make_equilibria(4, 6), PIACNN(6, (16, 16, 1), (8, 8)))
+    h = torch.randn(10, 6, requires_grad=True)
+    cls = torch.arange(10) % 4
+    ref = head.energy(h, cls)
+    g_ref = torch.autograd.grad(ref.sum(), h)[0]
+    with head.frozen_conditioning():
+        with head.frozen_conditioning():                  # nested: the outer one holds
+            got = head.energy(h, cls)
+        assert torch.equal(head.energy(h), head.energy(h))
+        all_ref = head.energy(h)
+        g = torch.autograd.grad(got.sum(), h)[0]
+        u_param = next(head.convex.u_layers.parameters())
+        assert torch.autograd.grad(got.sum(), u_param, allow_unused=True)[0] is None
+    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(g, g_ref)
+    torch.testing.assert_close(all_ref, head.energy(h))
+    assert head._frozen is None

@@ -184,3 +184,50 @@ def test_trainer_prepares_a_fresh_run_once_and_resume_keeps_the_assignment(tmp_p
     assert not (tmp_path / "run" / "prepare.json").exists()  # not prepared again on resume
     m2, _, _ = load_checkpoint(tmp_path / "run")
     assert torch.equal(m1.equilibria, m2.equilibria)
+
+
+def test_frozen_conditioning_gives_the_same_step_as_the_reference():
+    """The searches' shared conditioning (LyapunovHead.frozen_conditioning) changes no value:
+    the same loss, logs and parameter gradients as recomputing it at every evaluation."""
+    cfg = _cfg(region_samples=32, region_radius_power=1.0, lambda_eq=1.0, lambda_stab=1.0,
+               consistency_weight="uniform", counterexample_steps=3, projection="secant")
+    cfg.loss.lambda_sep = 1.0
+    cfg.loss.boundary.rule = "secant"
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    x, y = _batch(cfg)
+    out = {}
+    for freeze in (False, True):
+        obj = ZubovObjective(cfg)
+        obj.freeze_conditioning = freeze
+        torch.manual_seed(3)
+        loss, logs = obj(model, x, y)
+        model.zero_grad()
+        loss.backward()
+        out[freeze] = (loss.item(), logs, [p.grad.clone() for p in model.parameters()
+                                           if p.grad is not None])
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-5)
+    assert out[True][1]["boundary_converged"] == out[False][1]["boundary_converged"]
+    assert len(out[True][2]) == len(out[False][2]) > 0
+    for a, b in zip(out[True][2], out[False][2]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert model.head._frozen is None                     # the context is closed again
+
+
+@pytest.mark.skipif(__import__("shutil").which("g++") is None,
+                    reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_searches_give_the_same_step():
+    """``train.compile_searches``: the searches' W through torch.compile, the same loss."""
+    cfg = _cfg(region_samples=16, region_radius_power=1.0, counterexample_steps=2,
+               projection="secant")
+    cfg.loss.lambda_sep = 1.0
+    cfg.loss.boundary.rule = "secant"
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    x, y = _batch(cfg)
+    losses = {}
+    for compiled in (False, True):
+        cfg.train.compile_searches = compiled
+        torch.manual_seed(3)
+        losses[compiled] = ZubovObjective(cfg)(model, x, y)[0].item()
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)

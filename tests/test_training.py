@@ -153,3 +153,21 @@ def test_adjoint_gradients_match_direct_backprop(small_cfg):
     for a, b in zip(direct, rk4):
         if a is not None:
             assert torch.allclose(a, b, rtol=1e-3, atol=1e-6)
+
+
+def test_resume_accepts_a_setting_added_later_at_its_default_and_refuses_other_changes():
+    from dataclasses import asdict
+
+    from zubovnet.config import Config
+    from zubovnet.errors import RunFolderError
+    from zubovnet.training.run_folder import resume_changes
+    current = asdict(Config())
+    saved = asdict(Config())
+    del saved["train"]["compile_searches"]               # a run saved before the option existed
+    assert resume_changes(saved, current) == {}
+    current["train"]["compile_searches"] = True           # a speed option: may change on resume
+    assert resume_changes(saved, current) == {"train.compile_searches": (None, True)}
+    del saved["loss"]["rho"]                              # lacking, but now not at its default
+    current["loss"]["rho"] = 0.5
+    with pytest.raises(RunFolderError, match="loss.rho"):
+        resume_changes(saved, current)

@@ -230,6 +230,7 @@ class TrainConfig:
     tensorboard: bool = True
     grad_clip: Optional[float] = None
     deterministic: bool = False
+    compile_searches: bool = False       # torch.compile W in Zubov-Net's sampling searches (docs/performance.md)
 
 
 @dataclass

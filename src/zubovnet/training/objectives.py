@@ -13,6 +13,7 @@ training (:mod:`~zubovnet.training.adversarial`) register themselves when import
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -138,6 +139,11 @@ class ZubovObjective:
         self.cfg = cfg
         self.loss = cfg.loss
         self.timer = None          # a training.timing.PartTimer: wall time per part (benchmarks)
+        # the searches (region points, counterexamples, boundary points) reuse one detached
+        # conditioning of the Lyapunov head per step (LyapunovHead.frozen_conditioning): same
+        # values, fewer calls; False recomputes it at every evaluation (the reference)
+        self.freeze_conditioning = True
+        self._compiled: tuple | None = None   # (head, torch.compile(head.lyapunov)) if asked
         if self.loss.consistency_reduction not in ("mean", "sum"):
             raise ValueError(f"loss.consistency_reduction must be 'mean' or 'sum', got "
                              f"{self.loss.consistency_reduction!r}")
@@ -185,8 +191,23 @@ class ZubovObjective:
         logs["loss"] = total.item()
         return total, logs
 
-    @staticmethod
-    def _W_fn(model):
+    def _searching(self, model):
+        """The context of the sampling searches: the head's conditioning computed once."""
+        head = getattr(model, "head", None)
+        if self.freeze_conditioning and hasattr(head, "frozen_conditioning"):
+            return head.frozen_conditioning()
+        return contextlib.nullcontext()
+
+    def _W_fn(self, model):
+        """``W_k(p)`` for the searches; with ``train.compile_searches`` the head's
+        :meth:`~zubovnet.models.lyapunov.LyapunovHead.lyapunov` through ``torch.compile``
+        (dynamic shapes: the searches' active sets shrink; compiled once per process)."""
+        head = getattr(model, "head", None)
+        if self.cfg.train.compile_searches and hasattr(head, "lyapunov"):
+            if self._compiled is None or self._compiled[0] is not head:
+                self._compiled = (head, torch.compile(head.lyapunov, dynamic=True))
+            fn = self._compiled[1]
+            return lambda p, k: fn(p, k)
         return lambda p, k: model.lyapunov(p, k)
 
     def _region_states(self, model, y):
@@ -194,8 +215,9 @@ class ZubovObjective:
         lc, b = self.loss, self.loss.boundary
         classes = torch.unique(y)
         rcls = classes[torch.randint(classes.numel(), (lc.region_samples,), device=y.device)]
-        pts, _, _ = region_points(self._W_fn(model), model.equilibria.detach(), rcls, lc.rho,
-                                  None, b.tol, b.max_iters, lc.region_radius_power, b.rule)
+        with self._searching(model):
+            pts, _, _ = region_points(self._W_fn(model), model.equilibria.detach(), rcls, lc.rho,
+                                      None, b.tol, b.max_iters, lc.region_radius_power, b.rule)
         return pts, rcls
 
     def _consistency(self, model, out, y, region, logs) -> torch.Tensor:
@@ -214,7 +236,7 @@ class ZubovObjective:
                             dtype=states.dtype)
         ineq, cw = lc.consistency == "inequality", lc.consistency_weight
         if lc.counterexample_steps > 0:
-            with part(t, "counterexamples"):
+            with part(t, "counterexamples"), self._searching(model):
                 ce = counterexamples(lambda p, k: zubov_consistency(model, p, k, ineq, cw),
                                      self._W_fn(model), C, states, cls, lc.counterexample_steps,
                                      lc.counterexample_step_size, lc.rho, lc.projection_iters,
@@ -281,8 +303,9 @@ class ZubovObjective:
             if classes.numel() > b.max_classes:
                 classes = classes[torch.randperm(classes.numel(), device=y.device)[:b.max_classes]]
             dirs, dcls = boundary_directions(C, classes, b.variants, b.radius_max)
-            res = boundary_points(self._W_fn(model), C, dirs, dcls, lc.rho, b.tol, b.max_iters,
-                                  b.init_step, b.rule)
+            with self._searching(model):
+                res = boundary_points(self._W_fn(model), C, dirs, dcls, lc.rho, b.tol,
+                                      b.max_iters, b.init_step, b.rule)
         with part(t, "separation"):
             pts, pcls = res.points[res.converged], res.cls[res.converged]
             W_beta = -torch.expm1(-lc.beta * model.energy(pts.detach()))

@@ -26,7 +26,8 @@ __all__ = ["RunLock", "prepare_run_folder", "resume_changes", "RESUMABLE_KEYS", 
 #: settings a resumed run may change (applied and logged); everything else must match.
 RESUMABLE_KEYS = ("train.epochs", "train.milestones", "train.lr", "train.progress",
                   "train.tensorboard", "train.eval_every", "train.keep_checkpoints",
-                  "train.device", "train.out_dir", "data.num_workers", "data.eval_batch_size",
+                  "train.device", "train.out_dir", "train.compile_searches",
+                  "data.num_workers", "data.eval_batch_size",
                   "data.root", "data.download", "name", "description")
 #: filled from the dataset at the start of every run (not user settings)
 _DATA_FILLED = ("model.num_classes", "model.in_channels", "model.image_size", "model.mean",
@@ -129,10 +130,16 @@ def _flat(d: dict, pre: str = "") -> dict:
 
 def resume_changes(saved: dict, current: dict) -> dict:
     """``{key: (saved, current)}`` of the resumable settings that differ; raise
-    :class:`RunFolderError` listing any other differing key (configs as dicts)."""
+    :class:`RunFolderError` listing any other differing key (configs as dicts).  A key the
+    saved config lacks (a setting added to the library after the run started) counts as
+    unchanged when its current value is the default, which keeps the old behaviour."""
+    from dataclasses import asdict
+    from ..config import Config
     a, b = _flat(saved), _flat(current)
+    defaults = _flat(asdict(Config()))
     differ = sorted(k for k in set(a) | set(b)
-                    if a.get(k) != b.get(k) and k not in _DATA_FILLED)
+                    if a.get(k) != b.get(k) and k not in _DATA_FILLED
+                    and not (k not in a and k in defaults and b.get(k) == defaults[k]))
     refused = [k for k in differ if k not in RESUMABLE_KEYS]
     if refused:
         shown = ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in refused[:6])
