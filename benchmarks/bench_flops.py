@@ -31,7 +31,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from _doc_section import write_section
-from bench_overhead import MODELS, SAMPLE_SIZES, SETTINGS, Bench, _config
+from bench_overhead import (MODELS, SAMPLE_SIZES, SETTINGS, Bench, _config,
+                            add_setting_arguments)
 
 
 class FlopCounter(TorchDispatchMode):
@@ -149,14 +150,7 @@ def markdown(res: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--settings", nargs="+", default=["small", "resnet"], choices=list(SETTINGS))
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--sample-sizes", action="store_true",
-                   help="add Zubov-Net rows with the sample sizes of bench_overhead.SAMPLE_SIZES")
+    add_setting_arguments(p, steps=5, warmup=1)
     p.add_argument("--json", default=None)
     p.add_argument("--markdown", default=None)
     a = p.parse_args(argv)

@@ -51,6 +51,9 @@ REFERENCE_PATHS = (("zubovnet", "Zubov-Net (reference paths: bisection, conditio
                     {"freeze_conditioning": False}))
 # --compiled: Zubov-Net with torch.compile'd W in the sampling searches (train.compile_searches)
 COMPILED = (("zubovnet", "Zubov-Net (compiled searches)", ("train.compile_searches=true",), {}),)
+# --recompute: Zubov-Net with L_sep's head evaluations recomputed in backward (loss.boundary.recompute)
+RECOMPUTE = (("zubovnet", "Zubov-Net (L_sep recomputed in backward)",
+              ("loss.boundary.recompute=true",), {}),)
 SAMPLE_SIZES = {   # --sample-sizes: Zubov-Net with fewer consistency / region / boundary samples
     "half": ("loss.consistency_samples=128", "loss.region_samples=128",
              "loss.boundary.variants=10"),
@@ -173,7 +176,7 @@ class Bench:
 
 
 def run(settings, steps, warmup, batch, device, sample_sizes=False,
-        reference_paths=False, compiled=False) -> dict:
+        reference_paths=False, compiled=False, recompute=False) -> dict:
     out = {"settings": {}, "steps": steps, "warmup": warmup, "batch": batch,
            "device": str(device), "threads": torch.get_num_threads(),
            "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
@@ -186,6 +189,8 @@ def run(settings, steps, warmup, batch, device, sample_sizes=False,
             models += list(REFERENCE_PATHS)
         if compiled:
             models += list(COMPILED)
+        if recompute:
+            models += list(RECOMPUTE)
         if sample_sizes:
             models += [("zubovnet", f"Zubov-Net ({k}: {', '.join(o.split('.')[-1] for o in v)})",
                         v, {}) for k, v in SAMPLE_SIZES.items()]
@@ -243,21 +248,28 @@ def write_markdown(path: Path, text: str, command: str) -> None:
                   f"Command: `{command}`\n\n{text}".rstrip())
 
 
-def main(argv=None) -> int:
-    import sys
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_setting_arguments(p: argparse.ArgumentParser, steps: int, warmup: int) -> None:
+    """The arguments every step benchmark shares (this one and ``bench_flops.py``)."""
     p.add_argument("--settings", nargs="+", default=["small", "resnet"], choices=list(SETTINGS))
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--warmup", type=int, default=warmup)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--sample-sizes", action="store_true",
                    help="add Zubov-Net rows with the sample sizes of SAMPLE_SIZES")
+
+
+def main(argv=None) -> int:
+    import sys
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_setting_arguments(p, steps=8, warmup=2)
     p.add_argument("--reference-paths", action="store_true",
                    help="add Zubov-Net rows with the reference implementations of the fast paths")
     p.add_argument("--compiled", action="store_true",
                    help="add a Zubov-Net row with train.compile_searches=true")
+    p.add_argument("--recompute", action="store_true",
+                   help="add a Zubov-Net row with loss.boundary.recompute=true")
     p.add_argument("--json", default=None, help="write the numbers here")
     p.add_argument("--merge", action="store_true",
                    help="replace only these settings in --json (and the Markdown) and keep the "
@@ -266,7 +278,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     res = run(a.settings, a.steps, a.warmup, a.batch, torch.device(a.device), a.sample_sizes,
-              a.reference_paths, a.compiled)
+              a.reference_paths, a.compiled, a.recompute)
     cmd = "python benchmarks/bench_overhead.py " + " ".join(sys.argv[1:] if argv is None else argv)
     res["command"] = cmd
     if a.merge and a.json and Path(a.json).exists():   # keep the other settings of the file

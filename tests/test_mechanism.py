@@ -186,16 +186,22 @@ def test_trainer_prepares_a_fresh_run_once_and_resume_keeps_the_assignment(tmp_p
     assert torch.equal(m1.equilibria, m2.equilibria)
 
 
-def test_frozen_conditioning_gives_the_same_step_as_the_reference():
-    """The searches' shared conditioning (LyapunovHead.frozen_conditioning) changes no value:
-    the same loss, logs and parameter gradients as recomputing it at every evaluation."""
-    cfg = _cfg(region_samples=32, region_radius_power=1.0, lambda_eq=1.0, lambda_stab=1.0,
-               consistency_weight="uniform", counterexample_steps=3, projection="secant")
+def _every_search(**loss):
+    """A config, model and batch whose step runs every search (region points, counterexamples
+    with the secant projection, boundary points with the secant rule)."""
+    cfg = _cfg(region_radius_power=1.0, projection="secant", **loss)
     cfg.loss.lambda_sep = 1.0
     cfg.loss.boundary.rule = "secant"
     torch.manual_seed(0)
     model = build_model(cfg)
-    x, y = _batch(cfg)
+    return (cfg, model) + _batch(cfg)
+
+
+def test_frozen_conditioning_gives_the_same_step_as_the_reference():
+    """The searches' shared conditioning (LyapunovHead.frozen_conditioning) changes no value:
+    the same loss, logs and parameter gradients as recomputing it at every evaluation."""
+    cfg, model, x, y = _every_search(region_samples=32, lambda_eq=1.0, lambda_stab=1.0,
+                                     consistency_weight="uniform", counterexample_steps=3)
     out = {}
     for freeze in (False, True):
         obj = ZubovObjective(cfg)
@@ -218,16 +224,27 @@ def test_frozen_conditioning_gives_the_same_step_as_the_reference():
                     reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_searches_give_the_same_step():
     """``train.compile_searches``: the searches' W through torch.compile, the same loss."""
-    cfg = _cfg(region_samples=16, region_radius_power=1.0, counterexample_steps=2,
-               projection="secant")
-    cfg.loss.lambda_sep = 1.0
-    cfg.loss.boundary.rule = "secant"
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    x, y = _batch(cfg)
+    cfg, model, x, y = _every_search(region_samples=16, counterexample_steps=2)
     losses = {}
     for compiled in (False, True):
         cfg.train.compile_searches = compiled
         torch.manual_seed(3)
         losses[compiled] = ZubovObjective(cfg)(model, x, y)[0].item()
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def test_recomputed_separation_gives_the_same_loss_and_gradients():
+    """``loss.boundary.recompute``: activation checkpointing of L_sep changes no number."""
+    cfg, model, x, y = _every_search(region_samples=0, counterexample_steps=1)
+    grads = {}
+    for recompute in (False, True):
+        cfg.loss.boundary.recompute = recompute
+        torch.manual_seed(3)
+        loss, logs = ZubovObjective(cfg)(model, x, y)
+        model.zero_grad()
+        loss.backward()
+        grads[recompute] = (logs["L_sep"], [p.grad.clone() for p in model.parameters()
+                                            if p.grad is not None])
+    assert grads[True][0] == pytest.approx(grads[False][0], rel=1e-6)
+    for a, b in zip(grads[True][1], grads[False][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -116,6 +116,7 @@ class BoundaryConfig:
     max_iters: int = 30                  # n of Algorithm 1
     init_step: float = 1.0               # initial |a|
     rule: str = "secant"                 # secant (fast, same points) | bisection | paper (Algorithm 1's literal step rule); see sampling.boundary_points
+    recompute: bool = False              # L_sep's head evaluations recomputed in backward instead of stored (less memory, one more forward)
 
 
 @dataclass

@@ -308,7 +308,16 @@ class ZubovObjective:
                                       b.max_iters, b.init_step, b.rule)
         with part(t, "separation"):
             pts, pcls = res.points[res.converged], res.cls[res.converged]
-            W_beta = -torch.expm1(-lc.beta * model.energy(pts.detach()))
+
+            def w_beta(p):
+                return -torch.expm1(-lc.beta * model.energy(p))
+            if b.recompute and torch.is_grad_enabled():
+                # activation checkpointing: keep only the points; the L energies of each are
+                # recomputed in the backward pass (same values and gradients)
+                from torch.utils.checkpoint import checkpoint
+                W_beta = checkpoint(w_beta, pts.detach(), use_reentrant=False)
+            else:
+                W_beta = w_beta(pts.detach())
             L_sep = separation_loss(W_beta, pcls)
         logs["L_sep"] = L_sep.item()
         logs["boundary_converged"] = res.converged.float().mean().item()
