@@ -13,6 +13,7 @@ record is listed as such, never estimated.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -76,6 +77,24 @@ def status_table(records: dict) -> str:
     return "\n".join(lines)
 
 
+def training_table(records_dir: Path) -> str:
+    """Epochs trained, last validation accuracy and training seconds of each kept run
+    (``DIR/in_progress/<model>/metrics.csv``, written by the study script's ``stash``)."""
+    lines = ["| model | epochs trained | last validation accuracy | training time (s, sum) |",
+             "|---|---:|---:|---:|"]
+    for stem, label in MODELS:
+        p = records_dir / "in_progress" / stem / "metrics.csv"
+        if not p.is_file():
+            lines.append(f"| {label} | — | — | — |")
+            continue
+        rows = list(csv.DictReader(p.open()))
+        val = next((r["val_acc"] for r in reversed(rows) if r.get("val_acc")), None)
+        secs = sum(float(r["train_time"]) for r in rows if r.get("train_time"))
+        lines.append(f"| {label} | {rows[-1]['epoch'] if rows else 0} | "
+                     f"{'—' if val is None else f'{100 * float(val):.2f} %'} | {secs:.0f} |")
+    return "\n".join(lines)
+
+
 def certify_table(records: dict) -> str:
     lines = ["| model | n | ε | certified accuracy | median radius | L_φ | AR@10T |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -114,7 +133,9 @@ def report(records_dir: Path) -> str:
     records = load(records_dir)
     rel = records_dir.relative_to(ROOT) if records_dir.is_relative_to(ROOT) else records_dir
     parts = [f"Records: `{rel}/<model>_<suite>.json`; rendered by "
-             f"`python scripts/fashion_mnist_study_report.py`.", "", "Records present:", "",
+             f"`python scripts/fashion_mnist_study_report.py`.", "",
+             "Training (3,000 validation images; runs kept by the study script's `stash`):", "",
+             training_table(records_dir), "", "Records present:", "",
              status_table(records), ""]
     for title, layout, suites in TABLES:
         rows = [m for m in (_merged(records.get(stem, {}), suites) for stem, _ in MODELS) if m]

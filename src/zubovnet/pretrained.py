@@ -95,12 +95,29 @@ def build_claim(name: str, cfg, records: list[dict], record_paths: list[str],
             claim["results"]["corruptions_mean"] = {"accuracy": sum(corr) / len(corr),
                                                     "n": res["clean"]["n"], "corruptions": len(corr),
                                                     "record_command": rec.get("command")}
+        attacks = {k: v for k, v in res.items() if "@" in k and k.split("@")[0] in _PAPER_ATTACKS
+                   and isinstance(v, dict) and v.get("accuracy") is not None}
+        if attacks:   # the paper protocol (Table II): each attack and ε, and their mean
+            for k in sorted(attacks):
+                claim["results"][f"paper/{k}"] = _entry(rec, k)
+            claim["results"]["paper/attacks_mean"] = {
+                "accuracy": sum(v["accuracy"] for v in attacks.values()) / len(attacks),
+                "n": res["clean"]["n"], "attacks": len(attacks),
+                "record_command": rec.get("command")}
         for key, label in (("rigorous/pgd_paper", "pgd10_paper"), ("rigorous/autoattack", "autoattack"),
                            ("rigorous/worst_case", "rigorous_worst_case"),
-                           ("alignment/ar@10T", "alignment_ar10T")):
+                           ("alignment/ar@10T", "alignment_ar10T"),
+                           ("autoattack@16/255", "table3/autoattack@16/255"),
+                           ("square@16/255", "table3/square@16/255"),
+                           ("vnifgsm@16/255", "table3/vnifgsm@16/255"),
+                           ("certify@8/255", "certified@8/255")):
             if _entry(rec, key):
                 claim["results"][label] = _entry(rec, key)
     return claim
+
+
+#: the white-box attacks of the paper's Table II (``<attack>@<eps>`` keys of an attacks record)
+_PAPER_ATTACKS = ("fgsm", "pgd", "bim", "apgd", "jitter")
 
 
 def export_pretrained(run: str | Path, name: str, record_paths: list[str], images, labels,

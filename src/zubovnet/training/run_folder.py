@@ -27,6 +27,7 @@ __all__ = ["RunLock", "prepare_run_folder", "resume_changes", "RESUMABLE_KEYS", 
 RESUMABLE_KEYS = ("train.epochs", "train.milestones", "train.lr", "train.progress",
                   "train.tensorboard", "train.eval_every", "train.keep_checkpoints",
                   "train.device", "train.out_dir", "train.compile_searches",
+                  "loss.boundary.recompute",
                   "data.num_workers", "data.eval_batch_size",
                   "data.root", "data.download", "name", "description")
 #: filled from the dataset at the start of every run (not user settings)
