@@ -279,3 +279,12 @@ def test_eval_cli_on_a_real_checkpoint(tmp_path, capsys):
     assert rec["model"]["name"] == "ff" and rec["model"]["class"] == "FeedForward"
     assert math.isclose(rec["results"]["clean"]["accuracy"] * 16,
                         rec["results"]["clean"]["correct"])
+
+
+def test_the_recorded_command_names_no_path_of_this_machine():
+    from zubovnet.evaluation.records import command_line
+    assert command_line(["/home/u/proj/.venv/bin/zubovnet", "eval", "runs/x", "--n", "8"]) == \
+        "zubovnet eval runs/x --n 8"
+    assert command_line(["/opt/src/zubovnet/__main__.py", "eval", "runs/x"]) == \
+        "python -m zubovnet eval runs/x"
+    assert command_line([]) is None

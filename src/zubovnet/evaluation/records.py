@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["SCHEMA", "REQUIRED_KEYS", "to_jsonable", "environment", "new_record",
+__all__ = ["SCHEMA", "REQUIRED_KEYS", "to_jsonable", "environment", "new_record", "command_line",
            "result_entry", "add_result", "verdict", "write_record", "load_record",
            "load_records", "validate_record", "VERDICT_STATUSES", "merge_records"]
 
@@ -125,6 +125,18 @@ def environment(device: str | None = None) -> dict:
 
 
 # --------------------------------------------------------------------------- building
+def command_line(argv: list[str] | None = None) -> str | None:
+    """The command that is running, without this machine's paths to the program: ``zubovnet
+    eval …`` (not ``/home/…/.venv/bin/zubovnet eval …``), ``python -m zubovnet eval …`` for a
+    module run (as under ``torchrun -m``)."""
+    argv = list(sys.argv if argv is None else argv)
+    if not argv:
+        return None
+    prog = Path(argv[0])
+    name = f"python -m {prog.parent.name}" if prog.name == "__main__.py" else prog.name
+    return " ".join([name] + argv[1:])
+
+
 def new_record(model_name: str, *, checkpoint: str | None = None, config: Any = None,
                meta: dict | None = None, data: dict | None = None, seed: int = 0,
                solver: list | None = None, settings: Any = None, device: str | None = None,
@@ -141,7 +153,7 @@ def new_record(model_name: str, *, checkpoint: str | None = None, config: Any = 
     return {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv) if sys.argv else None,
+        "command": command_line(),
         "model": {"name": model_name, "class": model_class, "checkpoint": checkpoint,
                   "parameters": parameters, "epoch": meta.get("epoch"),
                   "train_metrics": (metrics[-1] if isinstance(metrics, list) and metrics
