@@ -3,8 +3,8 @@
 A step's time can be cut two ways: do the same arithmetic faster (fewer calls, fused work,
 no recomputation) or do less arithmetic.  This benchmark separates them.  For each setting of
 ``bench_overhead.py`` it counts the FLOPs of one training step of each model (the objective and
-the backward pass, with :class:`torch.utils.flop_counter.FlopCounterMode`, which counts the
-matrix products and convolutions, forward-mode tangents and backward included), per part of
+the backward pass, with torch's FLOP formulas for matrix products and convolutions, forward-mode
+tangents and backward passes included; :class:`FlopCounter`), per part of
 Zubov-Net's step, and times the same step.  Then
 
 * ``FLOP ratio`` = FLOPs(Zubov-Net step) / FLOPs(Neural ODE step) is the ratio a perfect

@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _doc_section import write_section  # noqa: E402
+from zubovnet.evaluation.records import merge_records  # noqa: E402
 from zubovnet.evaluation.tables import render_table, table_columns  # noqa: E402
 
 #: (config stem of configs/fashion_mnist/study/, label), in the paper's row order
@@ -55,17 +56,6 @@ def load(records_dir: Path) -> dict[str, dict[str, dict]]:
                 rec["model"] = {**rec.get("model", {}), "name": label}
                 out.setdefault(stem, {})[suite] = rec
     return out
-
-
-def _merged(recs: dict[str, dict], suites) -> dict | None:
-    got = [recs[s] for s in suites if s in recs]
-    if not got:
-        return None
-    merged = {**got[0], "results": {}, "verdicts": []}
-    for r in got:
-        merged["results"].update(r.get("results", {}))
-        merged["verdicts"] += r.get("verdicts", [])
-    return merged
 
 
 def status_table(records: dict) -> str:
@@ -138,7 +128,8 @@ def report(records_dir: Path) -> str:
              training_table(records_dir), "", "Records present:", "",
              status_table(records), ""]
     for title, layout, suites in TABLES:
-        rows = [m for m in (_merged(records.get(stem, {}), suites) for stem, _ in MODELS) if m]
+        rows = merge_records(records[stem][s] for stem, _ in MODELS if stem in records
+                             for s in suites if s in records[stem])
         files = " ".join(f"{rel}/*_{s}.json" for s in suites)
         parts += [f"**{title}** — `zubovnet table {files} --layout {layout}`", ""]
         parts.append(render_table(rows, layout, bold_best=True).rstrip() if rows else

@@ -206,9 +206,8 @@ class ZubovObjective:
         if self.cfg.train.compile_searches and hasattr(head, "lyapunov"):
             if self._compiled is None or self._compiled[0] is not head:
                 self._compiled = (head, torch.compile(head.lyapunov, dynamic=True))
-            fn = self._compiled[1]
-            return lambda p, k: fn(p, k)
-        return lambda p, k: model.lyapunov(p, k)
+            return self._compiled[1]
+        return model.lyapunov
 
     def _region_states(self, model, y):
         """``region_samples`` states over the PRoAs of the batch's classes, and their classes."""
