@@ -98,6 +98,42 @@ def certify_table(records: dict) -> str:
     return "\n".join(lines)
 
 
+def _acc(rec: dict | None, key: str):
+    e = (rec or {}).get("results", {}).get(key)
+    return None if e is None else e.get("accuracy")
+
+
+def headline(records: dict) -> str:
+    """One row per model: the paper protocol's three averages, reference AutoAttack at 16/255,
+    the rigorous worst case at 8/255 with its FLAGs, AR@10T and certified accuracy at 8/255."""
+    t1, t2 = dict(table_columns("table1")), dict(table_columns("table2"))
+    t3, rig = dict(table_columns("table3")), dict(table_columns("rigorous"))
+    lines = ["| model | clean | noise avg (T. I) | attack avg (T. II) | AutoAttack 16/255 "
+             "(T. III) | rigorous worst 8/255 | rigorous FLAGs | AR@10T | certified 8/255 |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+
+    def pct(v):
+        return "—" if v is None else f"{100 * v:.2f}"
+    for stem, label in MODELS:
+        r = records.get(stem)
+        if not r:
+            continue
+        cells = [t1["Clean"](r["corruptions"]) if "corruptions" in r else _acc(r.get("clean"),
+                                                                                "clean"),
+                 t1["Avg"](r["corruptions"]) if "corruptions" in r else None,
+                 t2["Avg"](r["attacks"]) if "attacks" in r else None,
+                 t3["AA"](r["strong"]) if "strong" in r else None,
+                 rig["Worst case"](r["rigorous"]) if "rigorous" in r else None]
+        flags = [v["check"] for v in r.get("rigorous", {}).get("verdicts", [])
+                 if v.get("status") == "FLAG"]
+        ar = _acc(r.get("alignment"), "alignment/ar@10T")
+        cert = _acc(r.get("certify"), "certify@8/255")
+        lines.append(f"| {label} | " + " | ".join(pct(c) for c in cells) + " | "
+                     + (", ".join(flags) if flags else ("none" if "rigorous" in r else "—"))
+                     + f" | {pct(ar)} | {pct(cert)} |")
+    return "\n".join(lines)
+
+
 def deltas(records: dict) -> str:
     """Zubov-Net − Neural ODE under both protocols, beside the paper's CIFAR-10 deltas."""
     t1, t2 = dict(table_columns("table1")), dict(table_columns("table2"))
@@ -124,6 +160,8 @@ def report(records_dir: Path) -> str:
     rel = records_dir.relative_to(ROOT) if records_dir.is_relative_to(ROOT) else records_dir
     parts = [f"Records: `{rel}/<model>_<suite>.json`; rendered by "
              f"`python scripts/fashion_mnist_study_report.py`.", "",
+             "**Headline** (every cell from the records below; % of the images each suite "
+             "names)", "", headline(records), "",
              "Training (3,000 validation images; runs kept by the study script's `stash`):", "",
              training_table(records_dir), "", "Records present:", "",
              status_table(records), ""]

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from zubovnet.analysis import (accuracy_vs_eps, accuracy_vs_severity, add_figures_arguments,
-                               basin_map, category_scores, feature_summary, final_features,
+                               alignment_profile, basin_map, category_scores, feature_summary, final_features,
                                merge_records, normalise_to_max, perturb, plot_accuracy_vs_eps,
-                               plot_accuracy_vs_severity, plot_basins, plot_loss_weight_sweep,
+                               plot_accuracy_vs_severity, plot_alignment, plot_basins, plot_loss_weight_sweep,
                                plot_training_dynamics, plot_tsne, read_metrics, run_figures,
                                sample_per_class, tsne_embedding)
 from zubovnet.analysis._common import is_png
@@ -278,6 +278,35 @@ def test_loss_weight_sweep_normalises_each_metric_to_its_maximum(tmp_path):
     assert rows[0]["normalised"]["adversarial"] == pytest.approx(60.0)
 
 
+def _alignment_record(name, rates):
+    """A record of the alignment suite: ``rates`` maps a horizon key to its AR; one populated
+    shell of two (the outer one, as in high dimension), two classes."""
+    rec = _record(name, 0.9)
+    rec["alignment"] = {"rho": 0.9, "n": 40, "horizons": {
+        k: {"aligned": a, "nearest": min(1.0, a + 0.1),
+            "per_shell": [{"W_range": [0.0, 0.45], "n": 0, "aligned": None},
+                          {"W_range": [0.45, 0.9], "n": 40, "aligned": a}],
+            "per_class": {"1": a / 2, "0": a}} for k, a in rates.items()}}
+    return rec
+
+
+def test_alignment_figure_orders_horizons_and_keeps_empty_shells(tmp_path):
+    rec = _alignment_record("Z", {"10T": 0.5, "1T": 0.8, "3T": 0.6})
+    p = alignment_profile(rec)
+    assert p["horizons"] == [(1.0, 0.8, pytest.approx(0.9)), (3.0, 0.6, pytest.approx(0.7)),
+                             (10.0, 0.5, pytest.approx(0.6))]
+    assert p["last"] == "10T"
+    assert p["shells"] == [(0.0, 0.45, 0, None), (0.45, 0.9, 40, 0.5)]
+    assert p["classes"] == [(0, 0.5), (1, 0.25)]
+    assert alignment_profile(_record("N", 0.9)) is None
+    out = plot_alignment([rec, _record("N", 0.9), _alignment_record("Y", {"1T": 1.0, "10T": 0.9})],
+                         tmp_path / "al.png")
+    _assert_png(tmp_path / "al.png")
+    assert list(out) == ["Z", "Y"]
+    with pytest.raises(ValueError, match="no alignment report"):
+        plot_alignment([_record("N", 0.9)], tmp_path / "none.png")
+
+
 # ----------------------------------------------------------------------------- CLI
 def _args(argv):
     return add_figures_arguments(argparse.ArgumentParser()).parse_args(argv)
@@ -290,6 +319,12 @@ def test_figures_cli_curves_dynamics_and_basins(tmp_path, capsys):
     assert run_figures(_args(["curves", str(tmp_path / "recs"), "--out", str(tmp_path / "f")])) == 0
     _assert_png(tmp_path / "f" / "curves_eps.png")
     _assert_png(tmp_path / "f" / "curves_severity.png")
+    write_record(_alignment_record("A", {"1T": 0.7}), tmp_path / "al" / "eval_alignment.json")
+    assert run_figures(_args(["alignment", str(tmp_path / "al"), "--out", str(tmp_path / "f")])) == 0
+    _assert_png(tmp_path / "f" / "alignment.png")
+    import json
+    assert json.loads((tmp_path / "f" / "alignment.json").read_text())["A"]["last"] == "1T"
+    assert run_figures(_args(["alignment", str(tmp_path / "recs"), "--out", str(tmp_path / "f")])) == 2
 
     run = tmp_path / "run"
     run.mkdir()

@@ -8,10 +8,11 @@
     zubovnet figures curves   RECORD|RUN ...       --out DIR
     zubovnet figures basins   RUN                  --out DIR [--resolution 150] [--horizon 10]
     zubovnet figures loss-weights RECORD|RUN ...   --out DIR
+    zubovnet figures alignment RECORD|RUN ...      --out DIR
 
 Each writes ``DIR/<name>.png`` (``--name``, default the kind; ``curves`` writes
-``<name>_eps.png`` and ``<name>_severity.png``) and, for ``tsne``, ``basins`` and
-``loss-weights``, the numbers beside the picture as ``DIR/<name>.json``.  Labels default to
+``<name>_eps.png`` and ``<name>_severity.png``) and, for ``tsne``, ``basins``,
+``loss-weights`` and ``alignment``, the numbers beside the picture as ``DIR/<name>.json``.  Labels default to
 the run's config ``name`` (records: the model name); ``--labels a,b,...`` replaces them.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 __all__ = ["FIGURE_KINDS", "add_figures_arguments", "run_figures", "parse_eps"]
 
-FIGURE_KINDS = ("tsne", "dynamics", "curves", "basins", "loss-weights")
+FIGURE_KINDS = ("tsne", "dynamics", "curves", "basins", "loss-weights", "alignment")
 
 
 def parse_eps(text: str) -> float:
@@ -40,7 +41,7 @@ def add_figures_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("inputs", nargs="+", metavar="RUN_OR_RECORD",
                         help="run folders (tsne, dynamics, basins), metrics.csv files (dynamics) "
                              "or evaluation records / folders holding eval_*.json (curves, "
-                             "loss-weights)")
+                             "loss-weights, alignment)")
     parser.add_argument("--out", default="figures", help="output folder (default figures)")
     parser.add_argument("--name", default=None, help="file stem (default: the kind)")
     parser.add_argument("--labels", default=None, help="comma-separated labels, one per input")
@@ -99,7 +100,7 @@ def run_figures(args: argparse.Namespace) -> int:
 
 
 def _draw(args, out: Path, name: str) -> list[Path]:
-    from . import (plot_accuracy_vs_eps, plot_accuracy_vs_severity, plot_basins,
+    from . import (plot_accuracy_vs_eps, plot_accuracy_vs_severity, plot_alignment, plot_basins,
                    plot_loss_weight_sweep, plot_training_dynamics, plot_tsne, sample_per_class)
     kind = args.kind
     if kind == "dynamics":
@@ -127,6 +128,11 @@ def _draw(args, out: Path, name: str) -> list[Path]:
         path = out / f"{name}.png"
         rows = plot_loss_weight_sweep(recs, path)
         path.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+        return [path, path.with_suffix(".json")]
+    if kind == "alignment":
+        path = out / f"{name}.png"
+        profiles = plot_alignment(_records(args), path)
+        path.with_suffix(".json").write_text(json.dumps(profiles, indent=2))
         return [path, path.with_suffix(".json")]
     from ..data import build_datasets
     from ..training.checkpoint import load_checkpoint
