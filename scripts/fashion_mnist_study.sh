@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Fashion-MNIST CPU study (docs/results/fashion-mnist.md), exactly as it was run.
+# The Fashion-MNIST CPU study (docs/results/fashion-mnist-small-budget.md), exactly as it was run.
 # Training: Zubov-Net in one process, Neural ODE then CNN in another (2 cores, 1 thread each).
 # Evaluation: paper protocol (Tables I-II) on 1,000 test images, Table III and the rigorous
 # protocol on the first 200.  Tables and figures: `zubovnet reproduce fashion-mnist-study`.

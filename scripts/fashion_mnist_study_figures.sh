@@ -6,7 +6,8 @@
 # curves: accuracy vs eps and vs severity from every model's attacks and corruptions records;
 # alignment: AR vs horizon, per shell and per class from the alignment records;
 # tsne: h(T) of the TSNE_MODELS (default "cnn neural_ode zubovnet"; their runs must be in runs/,
-#   see `scripts/fashion_mnist_full_study.sh restore`), clean / FGSM 8/255 / Gaussian noise.
+#   see `scripts/fashion_mnist_full_study.sh restore`), clean / FGSM 8/255 / Gaussian noise;
+#   "none" skips it (it is the slow one, about 10 minutes on one core).
 set -eu
 export OMP_NUM_THREADS=1
 Z=${ZUBOVNET:-zubovnet}
@@ -37,6 +38,7 @@ done
 $Z figures dynamics "${dyn[@]}" --labels "$(join "${dlab[@]}")" --out "$FIG" --name dynamics
 $Z figures curves "${cur[@]}" --labels "$(join "${clab[@]}")" --out "$FIG" --name curves
 [ ${#ali[@]} -gt 0 ] && $Z figures alignment "${ali[@]}" --labels "$(join "${alab[@]}")" --out "$FIG" --name alignment
+[ "$TSNE" = none ] && exit 0
 runs=(); tlab=()
 for m in $TSNE; do
   runs+=("$($Z train "configs/fashion_mnist/study/$m.yaml" --print-out-dir)"); tlab+=("$(label $m)")
