@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from zubovnet.analysis import (accuracy_vs_eps, accuracy_vs_severity, add_figures_arguments,
-                               alignment_profile, basin_map, category_scores, feature_summary, final_features,
-                               merge_records, normalise_to_max, perturb, plot_accuracy_vs_eps,
-                               plot_accuracy_vs_severity, plot_alignment, plot_basins, plot_loss_weight_sweep,
-                               plot_training_dynamics, plot_tsne, read_metrics, run_figures,
-                               sample_per_class, tsne_embedding)
+                               alignment_profile, basin_map, category_scores, feature_summary,
+                               final_features, merge_records, normalise_to_max, perturb,
+                               plot_accuracy_vs_eps, plot_accuracy_vs_severity, plot_alignment,
+                               plot_basins, plot_loss_weight_sweep, plot_training_dynamics,
+                               plot_tsne, read_metrics, run_figures, sample_per_class,
+                               tsne_embedding)
 from zubovnet.analysis._common import is_png
 from zubovnet.config import Config
 from zubovnet.evaluation.records import add_result, new_record, result_entry, write_record
@@ -320,11 +321,12 @@ def test_figures_cli_curves_dynamics_and_basins(tmp_path, capsys):
     _assert_png(tmp_path / "f" / "curves_eps.png")
     _assert_png(tmp_path / "f" / "curves_severity.png")
     write_record(_alignment_record("A", {"1T": 0.7}), tmp_path / "al" / "eval_alignment.json")
-    assert run_figures(_args(["alignment", str(tmp_path / "al"), "--out", str(tmp_path / "f")])) == 0
+    out = str(tmp_path / "f")
+    assert run_figures(_args(["alignment", str(tmp_path / "al"), "--out", out])) == 0
     _assert_png(tmp_path / "f" / "alignment.png")
     import json
     assert json.loads((tmp_path / "f" / "alignment.json").read_text())["A"]["last"] == "1T"
-    assert run_figures(_args(["alignment", str(tmp_path / "recs"), "--out", str(tmp_path / "f")])) == 2
+    assert run_figures(_args(["alignment", str(tmp_path / "recs"), "--out", out])) == 2
 
     run = tmp_path / "run"
     run.mkdir()
