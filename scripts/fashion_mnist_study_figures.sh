@@ -16,15 +16,7 @@ KEEP=$REC/in_progress
 FIG=$REC/figures
 TSNE=${1:-"cnn neural_ode zubovnet"}
 mkdir -p "$FIG"
-label() {
-  case $1 in
-    cnn) echo CNN ;; neural_ode) echo "Neural ODE" ;; projnode) echo Proj-NODE ;;
-    sodef) echo SODEF ;; fxts) echo FxTS-Net ;; lyanet) echo LyaNet ;;
-    paper_literal) echo "Zubov-Net (paper-literal)" ;; zubovnet) echo Zubov-Net ;;
-    neural_ode_pgd_at) echo "Neural ODE + PGD-AT" ;; neural_ode_trades) echo "Neural ODE + TRADES" ;;
-    zubovnet_trades) echo "Zubov-Net (TRADES)" ;; *) echo "$1" ;;
-  esac
-}
+label() { python scripts/fashion_mnist_study_report.py --label "$1"; }  # the tables' labels
 ALL="cnn neural_ode projnode sodef fxts lyanet paper_literal zubovnet neural_ode_pgd_at neural_ode_trades zubovnet_trades"
 join() { local IFS=,; echo "$*"; }
 dyn=(); dlab=(); cur=(); clab=(); ali=(); alab=()

@@ -182,7 +182,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--records", default=str(ROOT / "docs/results/fashion_mnist_study"))
     p.add_argument("--markdown", default=None, help="write between this file's markers")
+    p.add_argument("--label", default=None, metavar="STEM",
+                   help="print the table label of one config stem and exit (used by the figures)")
     a = p.parse_args(argv)
+    if a.label is not None:
+        print(dict(MODELS).get(a.label, a.label))
+        return 0
     text = report(Path(a.records).resolve())
     print(text)
     if a.markdown:
