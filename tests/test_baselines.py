@@ -268,6 +268,26 @@ def test_fxts_objective_on_known_fields(kind):
         assert logs["L_fxts"] > 0 and logs["violating"] == 1.0
 
 
+@pytest.mark.parametrize("detach", [True, False])
+def test_fxts_hinge_reaches_the_extractor_only_through_undetached_states(detach):
+    # without modulation the field never sees the extractor; the hinge can then move the
+    # extractor only through the states it is evaluated on, i.e. only when they are not detached
+    cfg = tiny_cfg("fxts")
+    cfg.baseline.fxts.modulation = False
+    cfg.baseline.fxts.detach_states = detach
+    x, y = digits_batch(cfg, 8)
+    grads = {}
+    for w in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = build_model(cfg).train()
+        cfg.baseline.fxts.weight = w
+        loss, logs = FxTSObjective(cfg)(model, x, y)
+        assert logs["L_fxts"] > 0
+        loss.backward()
+        grads[w] = torch.cat([p.grad.flatten() for p in model.extractor.parameters()])
+    assert torch.equal(grads[0.0], grads[1.0]) == detach
+
+
 def test_modulated_field_needs_its_context():
     cfg = tiny_cfg("lyanet")
     torch.manual_seed(0)

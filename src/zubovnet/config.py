@@ -201,6 +201,7 @@ class FxTSConfig:
     k: float = 1.0
     weight: float = 1.0                  # weight of the fixed-time hinge
     modulation: bool = True              # field conditioned on the input features (FxTS-Net's design)
+    detach_states: bool = False          # True: hinge on detached states, a constraint on the field alone
 
 
 @dataclass

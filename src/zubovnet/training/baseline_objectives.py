@@ -149,10 +149,10 @@ def lyapunov_violation(V: torch.Tensor, V_dot: torch.Tensor, kappa: float) -> to
     return F.relu(V_dot + kappa * V.detach())
 
 
-def _trajectory_samples(traj: torch.Tensor, y: torch.Tensor):
-    """States ``h(t_0..t_Γ)`` (detached), their labels and contexts ``h(0)`` (not detached)."""
+def _trajectory_samples(traj: torch.Tensor, y: torch.Tensor, detach: bool = True):
+    """States ``h(t_0..t_Γ)`` (detached unless ``detach=False``), their labels and contexts ``h(0)`` (not detached)."""
     G, B, d = traj.shape
-    states = traj.detach().reshape(G * B, d)
+    states = (traj.detach() if detach else traj).reshape(G * B, d)
     labels = y.repeat(G)
     context = traj[0].unsqueeze(0).expand(G, B, d).reshape(G * B, d)
     return states, labels, context
@@ -205,8 +205,10 @@ class FxTSObjective:
     """``L = CE(W h(T) + b, y) + w mean_{h∈S} relu(V̇_y + (aV_y^p + bV_y^q)^k)``.
 
     ``V_y(h) = ½‖h − h*_y‖²`` with the model's class anchors, so ``V̇_y = (h − h*_y)·f(h; h(0))``
-    exactly; ``S`` = the trajectory states ``h(t_0..t_Γ)`` (detached).  ``a, b, p, q, k, w`` =
-    ``baseline.fxts.*``; ``pk < 1 < qk`` is checked here.
+    exactly; ``S`` = the trajectory states ``h(t_0..t_Γ)``: the hinge's gradient moves them,
+    through the flow and the extractor, towards their anchors, unless
+    ``baseline.fxts.detach_states`` (then it constrains the field alone).  ``a, b, p, q, k, w``
+    = ``baseline.fxts.*``; ``pk < 1 < qk`` is checked here.
     """
 
     def __init__(self, cfg: Config):
@@ -215,11 +217,12 @@ class FxTSObjective:
         self.params = dict(a=b.a, b=b.b, p=b.p, q=b.q, k=b.k)
         self.T_max = settling_time_bound(**self.params)
         self.weight = b.weight
+        self.detach_states = b.detach_states
 
     def __call__(self, model, x, y):
         out = model.forward_all(x)
         ce = F.cross_entropy(out.logits, y)
-        states, labels, context = _trajectory_samples(out.trajectory, y)
+        states, labels, context = _trajectory_samples(out.trajectory, y, self.detach_states)
         f = model.field(states, context)
         diff = states - model.anchors[labels].to(states.dtype)
         V = 0.5 * diff.pow(2).sum(-1)
