@@ -307,6 +307,37 @@ def test_reference_autoattack_configuration_and_result(mlp, batch):
     assert make_attack("autoattack", mlp, 0.25, square_queries=10).describe()["reference"] is False
 
 
+def test_reference_autoattack_subset_runs_only_those_components_with_standard_parameters(
+        mlp, batch, monkeypatch):
+    x, y = batch
+    x, y = x[:16], y[:16]
+    atk = make_attack("autoattack", mlp, 0.02, attacks=("apgd-t", "apgd-ce"))
+    d = atk.describe()
+    assert d["components"] == ["apgd-ce", "apgd-t"]          # the standard order
+    assert d["reference"] is False and d["version"] == "custom"
+    assert d["apgd_ce"]["steps"] == 100 and d["apgd_ce"]["restarts"] == 1
+    assert d["apgd_t"]["target_classes"] == 9
+    def never(*a, **k):
+        raise AssertionError("a component outside the subset ran")
+    monkeypatch.setattr(atk.aa.fab, "perturb", never)
+    monkeypatch.setattr(atk.aa.square, "perturb", never)
+    x_adv = atk(x, y)
+    assert (x_adv - x).abs().max() <= 0.02 + 1e-6
+    assert (predict(mlp, x_adv) == y).any()       # survivors: FAB-T and Square would have run
+    # all four, in any order, is the reference configuration
+    full = make_attack("autoattack", mlp, 0.02, attacks=("square", "fab-t", "apgd-t", "apgd-ce"))
+    assert full.describe()["reference"] is True
+    for bad in (("fab",), ()):
+        with pytest.raises(ValueError, match="AutoAttack components"):
+            make_attack("autoattack", mlp, 0.02, attacks=bad)
+
+
+def test_component_autoattack_fallback_keeps_a_subset(mlp):
+    from zubovnet.evaluation.attacks import ComponentAutoAttack
+    atk = ComponentAutoAttack(mlp, 0.25, num_classes=10, attacks=("square", "apgd-ce"))
+    assert atk.describe()["components"] == ["apgd-ce", "square"]
+
+
 def test_component_autoattack_fallback(mlp, batch):
     """AutoAttack's budget from torchattacks components (used without pyautoattack).
 

@@ -93,6 +93,10 @@ def test_autoattack_warnings_and_the_fallback():
         == "FLAG"
     v = checks.check_autoattack({"reference": False, "warnings": []})
     assert v["status"] == "FLAG" and "reference" in v["reason"]
+    # a subset of the components FLAGs and names what ran
+    v = checks.check_autoattack({"reference": False, "warnings": [],
+                                 "components": ["apgd-ce", "apgd-t"]})
+    assert v["status"] == "FLAG" and "ran apgd-ce, apgd-t" in v["reason"]
 
 
 def test_autoattack_labels_one_disagreement():

@@ -39,9 +39,12 @@ def test_demo_protocols_are_named_and_the_full_one_is_the_documented_protocol():
     ref = EvalSettings()
     assert full.rigorous == ref.rigorous and full.square_queries == ref.square_queries
     assert full.autoattack and full.alignment.n_per_class == ref.alignment.n_per_class
-    # the fast protocol keeps reference AutoAttack once (inside the rigorous worst case)
+    assert full.rigorous.aa_attacks is None                     # AutoAttack standard, all four
+    # the fast protocol keeps reference AutoAttack's white-box components once (inside the
+    # rigorous worst case), with their standard parameters
     assert not fast.autoattack and fast.rigorous.autoattack
     assert fast.rigorous.aa_square_queries is None
+    assert tuple(fast.rigorous.aa_attacks) == ("apgd-ce", "apgd-t")
 
 
 def test_threads_default_follows_omp_num_threads(monkeypatch):

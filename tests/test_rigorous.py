@@ -234,3 +234,10 @@ def test_ode_solver_checks_and_eval_tolerance(tiny_zubovnet, test_set):
 def test_solver_checks_na_without_ode(mlp, test_set):
     x, y = stack(test_set, 8)
     assert [d["status"] for d in solver_checks(mlp, x, y)] == ["n/a", "n/a"]
+
+
+def test_rigorous_settings_reject_an_unknown_autoattack_component_when_built():
+    from zubovnet.evaluation.rigorous import RigorousSettings
+    assert RigorousSettings(aa_attacks=["apgd-t", "apgd-ce"]).aa_attacks == ("apgd-ce", "apgd-t")
+    with pytest.raises(ValueError, match="'fab'"):
+        RigorousSettings(aa_attacks=["fab"])

@@ -627,10 +627,10 @@ def _margin_pgd(default_loss):
 
 
 def _autoattack(model, eps, steps, step_size, seed, solver, reference, num_classes,
-                square_queries, batch_size, state_path):
+                square_queries, batch_size, state_path, attacks):
     if reference_autoattack_available():
         return ReferenceAutoAttack(model, eps, seed=seed, square_queries=square_queries,
-                                   batch_size=batch_size, state_path=state_path)
+                                   batch_size=batch_size, state_path=state_path, attacks=attacks)
     if reference:
         raise ImportError("the reference AutoAttack needs the 'pyautoattack' package "
                           "(pip install pyautoattack)")
@@ -638,7 +638,7 @@ def _autoattack(model, eps, steps, step_size, seed, solver, reference, num_class
         raise ValueError("ComponentAutoAttack needs num_classes=")
     return ComponentAutoAttack(model, eps, num_classes, seed=seed,
                                square_queries=square_queries or SQUARE_QUERIES,
-                               batch_size=batch_size)
+                               batch_size=batch_size, attacks=attacks)
 
 
 @dataclass(frozen=True)
@@ -674,9 +674,11 @@ ATTACK_SPECS: dict[str, AttackSpec] = {s.name: s for s in (
                doc="MarginPGD on the CW margin"),
     AttackSpec("autoattack", _autoattack, {"reference": None, "num_classes": None,
                                            "square_queries": None, "batch_size": 250,
-                                           "state_path": None},
+                                           "state_path": None, "attacks": None},
                doc="reference AutoAttack (pyautoattack), else ComponentAutoAttack "
-                   "(num_classes= needed); reference=True makes a missing package an error"),
+                   "(num_classes= needed); reference=True makes a missing package an error; "
+                   "attacks= a subset of the standard components (then not the reference "
+                   "configuration)"),
 )}
 _ALIASES = {a: s.name for s in ATTACK_SPECS.values() for a in s.aliases}
 

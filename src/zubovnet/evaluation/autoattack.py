@@ -13,7 +13,8 @@ from torch import nn
 
 from .attacks import SQUARE_QUERIES, Attack, InputGraph, _torchattacks_version, predict
 
-__all__ = ["ReferenceAutoAttack", "ComponentAutoAttack", "reference_autoattack_available"]
+__all__ = ["ReferenceAutoAttack", "ComponentAutoAttack", "reference_autoattack_available",
+           "AUTOATTACK_COMPONENTS"]
 
 
 def reference_autoattack_available() -> bool:
@@ -23,6 +24,20 @@ def reference_autoattack_available() -> bool:
         return True
     except Exception:
         return False
+
+
+AUTOATTACK_COMPONENTS = ("apgd-ce", "apgd-t", "fab-t", "square")
+"""The components of AutoAttack "standard", in the order they run."""
+
+
+def _check_components(attacks, standard=AUTOATTACK_COMPONENTS) -> list[str]:
+    """``attacks`` as a list in the standard order; ValueError naming an unknown or empty one."""
+    names = list(attacks)
+    bad = [a for a in names if a not in standard]
+    if bad or not names:
+        raise ValueError(f"AutoAttack components {bad or names!r} not among the standard "
+                         f"ones ({', '.join(standard)})")
+    return [a for a in standard if a in names]
 
 
 class _Collect(logging.Handler):
@@ -43,8 +58,10 @@ class ReferenceAutoAttack(Attack):
     defence, probability outputs, dynamic defence, zero gradients, Square beating the
     white-box attacks) are collected in ``warnings`` instead of going to the log.
 
-    ``square_queries`` overrides Square's budget (for quick tests only); the description then
-    says ``reference: false``.
+    ``square_queries`` overrides Square's budget (for quick tests only); ``attacks`` keeps a
+    subset of the four components, each with its standard parameters, in the standard order
+    (the demo's fast protocol runs ``("apgd-ce", "apgd-t")``); with either, the description
+    says ``reference: false``: the number is then not the standard AutoAttack's.
     """
 
     name = "autoattack"
@@ -52,7 +69,7 @@ class ReferenceAutoAttack(Attack):
 
     def __init__(self, model: nn.Module, eps: float, seed: int = 0, version: str = "standard",
                  square_queries: int | None = None, batch_size: int = 250,
-                 state_path: str | None = None):
+                 state_path: str | None = None, attacks: tuple | None = None):
         super().__init__(model, eps, seed)
         self.state_path = state_path
         self.disagreements = 0
@@ -68,6 +85,13 @@ class ReferenceAutoAttack(Attack):
             self.aa.square.n_queries = int(square_queries)
             self.square_queries = int(square_queries)
             self.reference = False
+        if attacks is not None:
+            standard = list(self.aa.attacks_to_run)
+            keep = _check_components(attacks, standard)
+            if keep != standard:
+                self.aa.attacks_to_run = keep
+                self.version = "custom"
+                self.reference = False
         self.warnings: list[str] = []
 
     def perturb(self, x, y):
@@ -128,7 +152,8 @@ class ComponentAutoAttack(Attack):
     whole_sample = True
 
     def __init__(self, model: nn.Module, eps: float, num_classes: int, seed: int = 0,
-                 steps: int = 100, square_queries: int = SQUARE_QUERIES, batch_size: int = 250):
+                 steps: int = 100, square_queries: int = SQUARE_QUERIES, batch_size: int = 250,
+                 attacks: tuple | None = None):
         super().__init__(model, eps, seed)
         self.batch_size = max(1, int(batch_size))
         import torchattacks as ta
@@ -146,6 +171,9 @@ class ComponentAutoAttack(Attack):
             ("square", ta.Square(graph, norm="Linf", eps=eps, n_queries=square_queries,
                                  n_restarts=1, p_init=0.8, loss="margin", seed=seed)),
         ]
+        if attacks is not None:
+            keep = _check_components(attacks)
+            self.components = [(n, a) for n, a in self.components if n in keep]
         for _, atk in self.components:
             atk.set_device(self.device)
 

@@ -295,12 +295,18 @@ def check_weak_vs_strong(weak_acc: float, worst_acc: float, steps: int,
 def check_autoattack(describe: dict) -> dict:
     """``autoattack``: FLAG if AutoAttack raised one of its own sanity warnings (randomised,
     probability outputs, dynamic defence, zero gradients, Square beating the white-box
-    attacks), or if the run is not the reference configuration (the torchattacks fallback, or a
-    changed Square budget) — its number is then not the standard AutoAttack's."""
+    attacks), or if the run is not the reference configuration (the torchattacks fallback, a
+    changed Square budget, or a subset of the four components; the reason names what ran) —
+    its number is then not the standard AutoAttack's."""
     warns = list(describe.get("warnings", []))
     ref = bool(describe.get("reference"))
     if not ref and not any("reference" in w for w in warns):
-        warns.append("not the reference configuration")
+        ran = describe.get("components")
+        queries = (describe.get("square") or {}).get("queries")
+        detail = ", ".join(ran) if ran else "?"
+        if ran and "square" in ran and queries is not None:
+            detail += f" ({queries} Square queries)"
+        warns.append(f"not the reference configuration (ran {detail})")
     ok = not warns
     return verdict("autoattack", "pass" if ok else "FLAG",
                    "AutoAttack (reference, standard) raised no warning" if ok else

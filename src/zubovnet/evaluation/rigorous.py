@@ -56,6 +56,7 @@ class RigorousSettings:
     eps: float = 8 / 255                 # budget of the rigorous attacks (L∞)
     autoattack: bool = True              # run reference AutoAttack standard at eps
     aa_square_queries: Optional[int] = None  # None: reference 5,000 (override: not reference)
+    aa_attacks: Optional[tuple] = None   # None: the standard's four; a subset: not reference
     pgd_steps: int = 50                  # margin PGD: iterations per restart
     pgd_restarts: int = 5                # margin PGD: random restarts (worst case kept)
     pgd_losses: tuple = ("dlr", "cw")    # one margin PGD per loss, all in the worst case
@@ -82,6 +83,11 @@ class RigorousSettings:
     solver_cos_threshold: float = 0.9    # solver_gradients: FLAG below
     adjoint_cos_threshold: float = 0.9   # adjoint_gradients: FLAG below
     adv_check_steps: int = 20            # PGD steps giving the adversarial points of those checks
+
+    def __post_init__(self):
+        if self.aa_attacks is not None:     # a bad name fails here, not mid-evaluation
+            from .autoattack import _check_components
+            self.aa_attacks = tuple(_check_components(self.aa_attacks))
 
 
 @dataclass
@@ -216,7 +222,8 @@ def run_rigorous(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clean_corre
     if s.autoattack:
         aa_state = state.aux_path("autoattack") if state is not None else None
         aa = make_attack("autoattack", model, s.eps, seed=seed, num_classes=num_classes,
-                         square_queries=s.aa_square_queries, batch_size=batch_size,
+                         square_queries=s.aa_square_queries, attacks=s.aa_attacks,
+                         batch_size=batch_size,
                          state_path=str(aa_state) if aa_state else None)
         _, _, aa_out = run_stage("autoattack", aa)
     # 3. margin PGD with restarts, one per loss

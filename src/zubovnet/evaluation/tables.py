@@ -214,8 +214,9 @@ def render_table(records: Iterable[dict], layout: str, digits: int = 2,
         rows.append([_name(r)] + cells)
     out = _md(header, rows)
     if any(m for mk in marks for m in mk):
-        out += ("\n† not the reference AutoAttack (the torchattacks fallback, or a changed "
-                "Square budget): not comparable with published AutoAttack numbers.\n")
+        out += ("\n† not the reference AutoAttack (the torchattacks fallback, a changed "
+                "Square budget or a subset of its components; the autoattack check names what "
+                "ran): not comparable with published AutoAttack numbers.\n")
     if layout == "rigorous":
         vrows = []
         for r in records:
