@@ -179,6 +179,21 @@ def test_tables_have_the_paper_columns_and_values():
     assert [h for h, _ in table_columns("table3")] == TABLE3[1:]
 
 
+def test_autoattack_cells_are_marked_when_not_the_reference_or_when_it_warned():
+    recs = [_synthetic(n, {"clean": 0.9, "autoattack@16/255": 0.1})
+            for n in ("reference", "fallback", "warned")]
+    settings = [{"reference": True, "warnings": []}, {"reference": False, "warnings": []},
+                {"reference": True, "warnings": ["Square Attack has decreased the robust "
+                                                 "accuracy of 0.40%."]}]
+    for rec, s in zip(recs, settings):
+        rec["results"]["autoattack@16/255"]["attack_settings"] = s
+    md = render_table(recs, "table3")
+    assert [_row(md, i)[-1] for i in range(3)] == ["10.00", "10.00†", "10.00‡"]
+    assert "\n† not the reference" in md and "\n‡ the reference AutoAttack raised" in md
+    assert "†" not in render_table(recs[::2], "table3")      # no footnote without its mark
+    assert "‡" not in render_table(recs[:2], "table3")
+
+
 def test_rigorous_layout_lists_every_verdict():
     rec = _synthetic("m", {"clean": 0.9, "rigorous/worst_case": 0.2, "rigorous/large_eps": 0.0})
     rec["verdicts"] = [dict(verdict("large_eps", "pass", "accuracy 0%", accuracy=0.0),

@@ -173,14 +173,18 @@ def render_alignment_table(records: Iterable[dict]) -> str:
 
 
 def _mark(rec: dict, layout: str, header: str) -> str:
-    """``"†"`` on an AutoAttack cell whose run was not the reference configuration."""
+    """The mark of an AutoAttack cell: ``"†"`` where its run was not the reference
+    configuration, ``"‡"`` where the reference raised one of its own warnings (the
+    ``autoattack`` check FLAGs; ``docs/evaluation.md``), ``""`` otherwise."""
     key = {"table3": {"AA": "autoattack@16/255"},
            "rigorous": {"AutoAttack": "rigorous/autoattack"}}.get(layout, {}).get(header)
     if key is None:
         return ""
     e = rec.get("results", {}).get(key) or {}
-    ref = (e.get("attack_settings") or {}).get("reference")
-    return "†" if ref is False else ""
+    settings = e.get("attack_settings") or {}
+    if settings.get("reference") is False:
+        return "†"
+    return "‡" if settings.get("warnings") else ""
 
 
 def render_table(records: Iterable[dict], layout: str, digits: int = 2,
@@ -213,10 +217,15 @@ def render_table(records: Iterable[dict], layout: str, digits: int = 2,
             cells.append(c)
         rows.append([_name(r)] + cells)
     out = _md(header, rows)
-    if any(m for mk in marks for m in mk):
+    used = {m for mk in marks for m in mk if m}
+    if "†" in used:
         out += ("\n† not the reference AutoAttack (the torchattacks fallback, a changed "
                 "Square budget or a subset of its components; the autoattack check names what "
                 "ran): not comparable with published AutoAttack numbers.\n")
+    if "‡" in used:
+        out += ("\n‡ the reference AutoAttack raised a warning of its own on this run (the "
+                "autoattack check FLAGs and its reason quotes it): read the number as an upper "
+                "bound that a stronger or adaptive attack may lower.\n")
     if layout == "rigorous":
         vrows = []
         for r in records:
