@@ -56,15 +56,21 @@ eval_one() {
   m=$1
   run=$($Z train "$CFG/$m.yaml" --print-out-dir)
   [ "$(epoch_of "$run")" = "$(epochs_of "$m")" ] || { echo "skip $m: not trained to the end" >&2; return 0; }
-  suites="clean corruptions attacks strong rigorous"
   # alignment and the certified radius need per-class Lyapunov functions (the PRoAs {W_y < rho}):
-  # Zubov-Net's; the baselines' equilibria or anchors come with no such region
+  # Zubov-Net's; the baselines' equilibria or anchors come with no such region. The quick
+  # suites go first, the strong and rigorous ones (most of the time) last.
+  suites="clean corruptions attacks"
   case $m in zubovnet*|paper_literal) suites="$suites alignment certify" ;; esac
+  suites="$suites strong rigorous"
   for s in $suites; do
     [ -f "$OUT/${m}_$s.json" ] && continue
     n=1000; case $s in strong|rigorous) n=500 ;; esac
-    extra=""; [ $s = strong ] && extra="--surrogate runs/fashion_mnist/study/cnn"
-    [ $s = strong ] && [ $m = cnn ] && extra="--surrogate runs/fashion_mnist/study/neural_ode"
+    # VNI-FGSM's surrogate: the study's CNN (the Neural ODE for the CNN itself), its run if
+    # runs/ still holds it, else its shipped checkpoint (the same weights, the same name)
+    sur=cnn; [ $m = cnn ] && sur=neural_ode
+    src=runs/fashion_mnist/study/$sur
+    [ -f "$src/checkpoints/latest.json" ] || src=pretrained:fashion_mnist-study-$sur
+    extra=""; [ $s = strong ] && extra="--surrogate $src"
     rc=0
     ev="$Z eval"   # eval-ranks: one torchrun job of JOBS processes per suite (docs/evaluation.md)
     [ -n "${RANKS:-}" ] && ev="${TORCHRUN:-torchrun} --standalone --nproc_per_node $JOBS -m zubovnet eval"
