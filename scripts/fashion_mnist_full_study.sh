@@ -29,21 +29,18 @@ CFG=configs/fashion_mnist/study
 OUT=docs/results/fashion_mnist_study
 KEEP=$OUT/in_progress
 mkdir -p "$OUT" runs/fashion_mnist/study
+launcher() {  # the zubovnet command: one process, or (RANKS set) one torchrun job of JOBS ranks
+  if [ -n "${RANKS:-}" ]; then
+    echo "${TORCHRUN:-torchrun} --standalone --nproc_per_node $JOBS -m zubovnet.cli"
+  else echo "$Z"; fi
+}
 train_one() {
   m=$1
   run=$($Z train "$CFG/$m.yaml" --print-out-dir)
-  $Z train "$CFG/$m.yaml" train.progress=false train.tensorboard=false --resume \
+  [ -n "${RANKS:-}" ] && echo "# $(date -u '+%F %T') resumed under torchrun, $JOBS ranks x 1 thread" >> "$run.train.log"
+  $(launcher) train "$CFG/$m.yaml" train.progress=false train.tensorboard=false --resume \
     >> "$run.train.log" 2>&1 || { echo "training $m failed: see $run.train.log" >&2; return 1; }
-  echo "trained $m"
-}
-train_ranks_one() {
-  m=$1
-  run=$($Z train "$CFG/$m.yaml" --print-out-dir)
-  echo "# $(date -u '+%F %T') resumed under torchrun, $JOBS ranks x 1 thread" >> "$run.train.log"
-  ${TORCHRUN:-torchrun} --standalone --nproc_per_node "$JOBS" -m zubovnet.cli train "$CFG/$m.yaml" \
-    train.progress=false train.tensorboard=false --resume >> "$run.train.log" 2>&1 \
-    || { echo "training $m failed: see $run.train.log" >&2; return 1; }
-  echo "trained $m ($JOBS ranks)"
+  echo "trained $m${RANKS:+ ($JOBS ranks)}"
 }
 epoch_of() {  # the epoch of a run folder's latest checkpoint (0: none)
   [ -f "$1/checkpoints/latest.json" ] || { echo 0; return; }
@@ -71,10 +68,8 @@ eval_one() {
     src=runs/fashion_mnist/study/$sur
     [ -f "$src/checkpoints/latest.json" ] || src=pretrained:fashion_mnist-study-$sur
     extra=""; [ $s = strong ] && extra="--surrogate $src"
-    rc=0
-    ev="$Z eval"   # eval-ranks: one torchrun job of JOBS processes per suite (docs/evaluation.md)
-    [ -n "${RANKS:-}" ] && ev="${TORCHRUN:-torchrun} --standalone --nproc_per_node $JOBS -m zubovnet eval"
-    $ev "$run" --suite "$s" --images $n --seed 0 --no-progress --name "$m" $extra \
+    rc=0   # eval-ranks: one torchrun job of JOBS processes per suite (docs/evaluation.md)
+    $(launcher) eval "$run" --suite "$s" --images $n --seed 0 --no-progress --name "$m" $extra \
       --out "$OUT/${m}_$s.json" > "$run.eval_$s.log" 2>&1 || rc=$?
     # exit status 1: a check FLAGged (the record is written, the verdict is in it); 2: an error
     [ $rc -ge 2 ] && echo "eval $m $s failed: see $run.eval_$s.log" >&2
@@ -101,11 +96,11 @@ restore_one() {
   rm -rf "$run"; mkdir -p "$(dirname "$run")"; cp -r "$KEEP/$m" "$run"
   echo "restored $m at epoch $(epoch_of "$run")"
 }
-export -f train_one eval_one epoch_of epochs_of stash_one restore_one
-export Z CFG OUT KEEP
+export -f launcher train_one eval_one epoch_of epochs_of stash_one restore_one
+export Z CFG OUT KEEP JOBS
 case $WHAT in
   train) printf '%s\n' $MODELS | xargs -P "$JOBS" -I{} bash -c 'train_one {}' ;;
-  train-ranks) for m in $MODELS; do train_ranks_one "$m"; done ;;
+  train-ranks) export RANKS=1; for m in $MODELS; do train_one "$m"; done ;;
   eval-ranks) export RANKS=1; for m in $MODELS; do eval_one "$m"; done ;;
   eval) printf '%s\n' $MODELS | xargs -P "$JOBS" -I{} bash -c 'eval_one {}' ;;
   stash) for m in $MODELS; do stash_one "$m"; done ;;
