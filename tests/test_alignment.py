@@ -238,3 +238,43 @@ def test_containment_of_test_trajectories_under_the_attracting_field():
     assert c["contained"] == int(((W0 < 0.9) & (WT < 0.9)).sum())
     assert 0 < c["contained"] < c["terminal_in_proa"]       # both cases occur in this sample
     assert c["mean_dW_dt"] < 0
+
+
+def test_reverse_inclusion_counts_points_by_where_they_start_and_end():
+    """Under ``f = −(h − c_nearest)`` every ``h(0)`` flows to its nearest equilibrium; with
+    ``h(0) = c_0 + 3 (x − ½)`` at distances 0–4 from ``c_0``, the labels ``y = 0`` make the
+    correct points exactly those whose nearest equilibrium is ``c_0`` at ``T``, the ones in
+    the basin those nearest ``c_0`` from the start, and the inside ones those with
+    ``W_0(h(0)) < ρ`` — each count is known without the metric."""
+    from zubovnet.analysis.alignment import reverse_inclusion
+    model = _model(d=8, field="attract")
+
+    class AroundC0(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.register_buffer("c", c.clone())
+
+        def forward(self, x):
+            return self.c + 3.0 * (x.flatten(1)[:, :8] - 0.5)
+    model.extractor = AroundC0(model.equilibria[0])
+    torch.manual_seed(0)
+    x = torch.rand(80, 1, 4, 4)
+    y = torch.zeros(80, dtype=torch.long)
+    C = model.equilibria
+    with torch.no_grad():
+        traj = model.trajectory(x)
+        h0, hT = traj[0], traj[-1]
+        correct = model(x).argmax(1) == 0
+        in0 = model.lyapunov(h0, y) < 0.9
+        inT = model.lyapunov(hT, y) < 0.9
+        basin = torch.cdist(h0, C).argmin(1) == 0
+    r = reverse_inclusion(model, x, y, 0.9)
+    assert r["correct"] == int(correct.sum()) and r["in_basin"] == int(basin.sum())
+    assert r["h0_inside_correct"] == int((correct & in0).sum())
+    assert r["hT_inside_correct"] == int((correct & inT).sum())
+    assert r["roa_in_proa_count"] == int((basin & in0).sum())
+    assert 0 < r["h0_inside_correct"] < r["correct"]           # both cases occur
+    assert r["h0_inside_correct_rate"] == pytest.approx(r["h0_inside_correct"] / r["correct"])
+    assert r["per_class"][0]["correct"] == r["correct"]
+    rep = alignment_report(model, AlignmentSettings(n_per_class=10), x=x, y=y, rho=0.9)
+    assert rep["reverse_inclusion"]["roa_in_proa_count"] == r["roa_in_proa_count"]

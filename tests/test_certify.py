@@ -1,16 +1,16 @@
-"""The certified radius of Proposition 6: the Lipschitz bounds are upper bounds, the radius is
-sound (no perturbation inside it leaves the region), and certified accuracy never exceeds the
-empirical robust accuracy on the same points."""
+"""Certified radii: the Lipschitz bounds are upper bounds, the radii are sound (no perturbation
+inside them leaves the region or changes the prediction), hand-built models get their known
+radius, and certified accuracy never exceeds the empirical robust accuracy on the same points."""
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from zubovnet.analysis.certify import (UnsupportedLayerError, certified_radius,
-                                       conv_spectral_bound, empirical_lipschitz,
-                                       extractor_lipschitz, linear_inf_to_2_bound,
-                                       lyapunov_lipschitz)
+from zubovnet.analysis.certify import (UnsupportedLayerError, certify, conv_spectral_bound,
+                                       empirical_lipschitz, extractor_lipschitz,
+                                       linear_inf_to_2_bound, lyapunov_lipschitz, margin_radius,
+                                       region_radius)
 from zubovnet.config import Config
 from zubovnet.models import build_model
 from zubovnet.models.extractors import MLPExtractor, SmallCNN
@@ -94,12 +94,110 @@ def test_lyapunov_gradient_bound_holds_at_random_points():
         assert float(grad.norm(dim=1).max()) <= float(Lg[k]) * (1 + 1e-5)
 
 
-def test_radius_formula_solves_the_quadratic():
-    W0, d0, Lg = torch.tensor([0.2, 0.95]), torch.tensor([0.5, 0.1]), torch.tensor([3.0, 3.0])
-    eps = certified_radius(W0, d0, Lg, delta=0.5, L_phi=2.0, rho=0.9)
-    r = float(eps[0]) * 2.0
-    assert 0.2 + r * (3.0 + 2 * 0.5 * (0.5 + r)) == pytest.approx(0.9, abs=1e-6)
-    assert float(eps[1]) == 0.0                        # outside the region: not certified
+def test_region_radius_of_a_ball_is_its_distance_to_the_boundary():
+    # g ≡ const (L_g = 0, z0 = 0): the region is the ball of radius √(c*/δ); r* = R − ρ0
+    c_star, delta = 2.0, 0.5
+    R = math.sqrt(c_star / delta)
+    d0 = torch.tensor([0.0, 0.5, 1.9, 2.0, 2.5])
+    r = region_radius(torch.zeros(5), d0, torch.zeros(5), delta, c_star, slack=0.0)
+    expected = (R - d0).clamp_min(0.0)
+    assert torch.allclose(r, expected.double(), atol=1e-9)
+
+
+def test_region_radius_solves_the_upper_bound_and_is_monotone():
+    z0, d0, Lg = torch.tensor([0.3, -1.0]), torch.tensor([1.0, 1.0]), torch.tensor([2.0, 2.0])
+    r = region_radius(z0, d0, Lg, 0.5, 2.3, slack=0.0).double()
+
+    def U(rr, z):
+        zz = max(z + 2.0 * rr, 0.0)
+        sig = zz * zz / 2 if zz < 1 else zz - 0.5
+        return 0.5 * (1.0 + rr) ** 2 + sig
+    for k in range(2):
+        assert U(float(r[k]), float(z0[k])) == pytest.approx(2.3, abs=1e-9)
+    assert float(r[1]) > float(r[0])                       # g below g(0): a larger radius
+    assert float(region_radius(torch.tensor([5.0]), torch.tensor([1.0]), torch.tensor([1.0]),
+                               0.5, 2.3)[0]) == 0.0       # V(h(0)) >= c*: not certified
+
+
+def test_margin_radius_of_a_linear_classifier_is_the_distance_to_its_decision_boundary():
+    W = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 3.0]])
+    h = torch.tensor([[0.5, 0.0], [2.0, 0.1]])
+    logits = h @ W.t()
+    r = margin_radius(logits, torch.tensor([0, 0]), W, L_phi=1.0)
+    # class 0 vs 1: boundary x = 0; vs 2: x = 3y, distance |x − 3y| / √10
+    exp0 = min(0.5, 0.5 / math.sqrt(10))
+    exp1 = min(2.0, (2.0 - 0.3) / math.sqrt(10))
+    assert torch.allclose(r, torch.tensor([exp0, exp1], dtype=torch.float64), atol=1e-7)
+    assert float(margin_radius(logits, torch.tensor([1, 1]), W, 1.0)[0]) == 0.0  # wrong class
+    assert float(margin_radius(logits, torch.tensor([0, 0]), W, 2.0)[0]) == pytest.approx(exp0 / 2)
+
+
+STD = 0.1
+
+
+def _ball_model(delta=0.5):
+    """A hand-built Zubov-Net on the plane: identity extractor ``h = (x − ½)/0.1`` (inputs in
+    [0, 1]², ``L_φ = 10`` in L2), a convex net whose gradient vanishes (g constant), so every
+    region is the ball of radius ``R = √(c*/δ)``, and the regions invariant by construction.
+    The certified L2 radius of ``x`` is ``0.1 (R − ‖h(0) − c_y‖)`` exactly."""
+    cfg = Config()
+    m = cfg.model
+    m.extractor, m.state_dim, m.num_classes, m.image_size, m.in_channels = "identity", 2, 3, 1, 2
+    m.mean, m.std = [0.5, 0.5], [STD, STD]
+    m.lyapunov.z_widths, m.lyapunov.u_widths = [8, 8, 1], [8, 8]
+    m.lyapunov.delta = delta
+    m.equilibria.norm, m.equilibria.steps = 4.0, 300
+    m.invariance.enabled = True
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        for lin in model.head.convex.x_layers:
+            lin.weight.zero_()
+        for z in model.head.convex.z_layers:
+            z.raw.fill_(-60.0)
+    return model
+
+
+def test_a_hand_built_ball_model_gets_its_known_radius():
+    model = _ball_model()
+    C = model.equilibria
+    R = math.sqrt(-math.log1p(-0.9) / 0.5)
+    Y = torch.tensor([0, 1, 2, 0])
+    offs = torch.tensor([[0.3, 0.0], [0.0, -1.0], [0.5, 0.5], [-1.5, 0.2]])
+    X = (0.5 + STD * (C[Y] + offs)).view(4, 2, 1, 1)
+    assert float(X.min()) >= 0 and float(X.max()) <= 1
+    cert = certify(model, X, Y)
+    expected = STD * (R - offs.norm(dim=1)).double()
+    assert cert["kind"] == "region" and cert["exact"]
+    assert torch.allclose(cert["radius"]["l2"], expected, atol=1e-4)
+    assert torch.allclose(cert["radius"]["linf"], expected / math.sqrt(2), atol=1e-4)
+    assert cert["premises"]["forward_invariance"]["source"] == "construction"
+    assert cert["premises"]["disjoint_regions"]["source"] == "construction"
+    assert float(cert["L_g"].max()) < 1e-12
+
+
+def test_certified_points_of_the_ball_model_survive_l2_and_linf_attacks_inside_the_radius():
+    from zubovnet.evaluation.attacks import make_attack, run_attack
+    from zubovnet.evaluation.certified import pgd_l2_per_example
+    model = _ball_model()
+    C = model.equilibria
+    g = torch.Generator().manual_seed(0)
+    Y = torch.arange(3).repeat(10)
+    offs = torch.randn(30, 2, generator=g) * 0.8
+    X = (0.5 + STD * (C[Y] + offs)).view(30, 2, 1, 1).clamp(0, 1)
+    cert = certify(model, X, Y)
+    ok = cert["radius"]["l2"] > 0
+    assert int(ok.sum()) >= 20
+    broken = pgd_l2_per_example(model, X[ok], Y[ok], cert["radius"]["l2"][ok].float(), steps=100,
+                                restarts=5)
+    assert not bool(broken.any())
+    # 1.5 × the radius: the same attack breaks points (the radius is tight on this model)
+    assert bool(pgd_l2_per_example(model, X[ok], Y[ok], 1.5 * cert["radius"]["l2"][ok].float() +
+                                   0.06, steps=100, restarts=5).any())
+    eps = float(cert["radius"]["linf"][ok].median())
+    cert_e = ok & (cert["radius"]["linf"] >= eps)
+    atk = make_attack("pgd", model, eps, steps=50, step_size=eps / 10, seed=0)
+    robust = run_attack(model, atk, X, Y, 32, torch.device("cpu")).correct
+    assert bool(robust[cert_e].all())
 
 
 # --------------------------------------------------------------------------- soundness
@@ -133,13 +231,7 @@ def _prototype_model():
 
 
 def _radii(model, X, Y):
-    L_phi = extractor_lipschitz(model.extractor, (1, 4, 4))
-    Lg = lyapunov_lipschitz(model.head)
-    with torch.no_grad():
-        h0 = model.features(X)
-        W0 = model.lyapunov(h0, Y)
-        d0 = (h0 - model.equilibria[Y]).norm(dim=1)
-    return certified_radius(W0, d0, Lg[Y], float(model.head.delta), L_phi, 0.9)
+    return certify(model, X, Y, rho=0.9)["radius"]["linf"].float()
 
 
 def test_no_perturbation_inside_the_radius_leaves_the_region():

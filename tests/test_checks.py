@@ -137,13 +137,31 @@ def _report(ar):
 def test_alignment_and_certificate_checks():
     assert checks.check_aligned_stability(_report(0.899))["status"] == "FLAG"
     assert checks.check_aligned_stability(_report(0.901))["status"] == "pass"
-    assert checks.check_lipschitz_bound(34.9, 35.0)["status"] == "FLAG"
-    assert checks.check_lipschitz_bound(35.0, 35.0)["status"] == "pass"
-    assert checks.check_certificate_condition(0.899)["status"] == "FLAG"
-    assert checks.check_certificate_condition(None)["status"] == "FLAG"
-    assert checks.check_certificate_condition(0.95)["status"] == "pass"
-    assert checks.check_certified_vs_empirical(0.51, 0.50, 8 / 255)["status"] == "FLAG"
-    assert checks.check_certified_vs_empirical(0.50, 0.50, 8 / 255)["status"] == "pass"
+    assert checks.check_lipschitz_bound({"l2": 2.0, "linf": 34.9},
+                                        {"l2": 1.0, "linf": 35.0})["status"] == "FLAG"
+    assert checks.check_lipschitz_bound({"l2": 0.9, "linf": 35.0},
+                                        {"l2": 1.0, "linf": 1.0})["status"] == "FLAG"
+    assert checks.check_lipschitz_bound({"l2": 1.0, "linf": 35.0},
+                                        {"l2": 1.0, "linf": 35.0})["status"] == "pass"
+    sampled = {"forward_invariance": {"source": "sampled"}, "region": {"source": "bound"}}
+    exact = {"forward_invariance": {"source": "construction"}, "region": {"source": "bound"}}
+    assert checks.check_certificate_condition(sampled, 0.899)["status"] == "FLAG"
+    assert checks.check_certificate_condition(sampled, None)["status"] == "FLAG"
+    v = checks.check_certificate_condition(sampled, 0.95)
+    assert v["status"] == "pass" and "conditional" in v["reason"]
+    v = checks.check_certificate_condition(exact, None)
+    assert v["status"] == "pass" and "unconditional" in v["reason"]
+    overlap = {**exact, "disjoint_regions": {"source": "violated"}}
+    assert checks.check_certificate_condition(overlap, 1.0)["status"] == "FLAG"
+    robust = _mask(100, range(50))
+    # a point certified but broken by the attacks: FLAG, whatever the totals
+    cert = _mask(100, list(range(1, 50)) + [70])
+    v = checks.check_certified_vs_empirical(cert, robust, 8 / 255)
+    assert v["status"] == "FLAG" and v["numbers"]["broken_indices"] == [70]
+    assert checks.check_certified_vs_empirical(_mask(100, range(50)), robust,
+                                               8 / 255)["status"] == "pass"
+    assert checks.check_certificate_attacked(32, 1, 100, 5, [7])["status"] == "FLAG"
+    assert checks.check_certificate_attacked(32, 0, 100, 5)["status"] == "pass"
 
 
 def test_solver_gradients_flag_an_ode_model_at_the_training_tolerance():

@@ -112,3 +112,44 @@ def test_settings_file_sets_nested_fields_and_refuses_unknown_keys(tmp_path):
     f.write_text("eval:\n  rigorous:\n    pgd_restart: 2\n")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['pgd_restart'\] in eval.rigorous"):
         load_eval_settings(f)
+
+
+def test_several_suites_in_one_record_and_config_changes_before_the_model_is_built(tmp_path):
+    run = _checkpoint(tmp_path)
+    out = tmp_path / "c.json"
+    r = _eval(run, "--n", "8", "--suite", "clean,certify", "--no-progress", "--out", out,
+              "--settings", _settings(tmp_path))
+    assert r.returncode in (0, 1), r.stderr
+    rec = json.loads(out.read_text())
+    assert rec["suites_requested"] == ["clean", "certify"]
+    for key in ("clean", "certify/l2@0.5", "certify/linf@2/255"):
+        assert rec["results"][key]["accuracy"] is not None, key
+    assert rec["certify"]["kind"] == "margin" and rec["certify"]["certificate"] == "unconditional"
+    assert len(rec["certify"]["radius_l2"]) == 8
+    zrun = _checkpoint(tmp_path / "z", "zubovnet")
+    zout = tmp_path / "z.json"
+    r = _eval(zrun, "--n", "8", "--suite", "certify", "--no-progress", "--out", zout,
+              "--set", "model.invariance.enabled=true", "--settings", _settings(tmp_path))
+    # these equilibria (d = 64, 500 steps) are 4.23 apart: regions of level 0.9 could overlap
+    assert r.returncode == 2 and "may overlap" in r.stderr and not zout.exists()
+    r = _eval(zrun, "--n", "8", "--suite", "certify", "--no-progress", "--out", zout,
+              "--set", "model.invariance.enabled=true", "--set", "loss.rho=0.85",
+              "--settings", _settings(tmp_path))
+    assert r.returncode in (0, 1), r.stderr
+    rec = json.loads(zout.read_text())
+    assert rec["model"]["overrides"] == ["model.invariance.enabled=true", "loss.rho=0.85"]
+    assert rec["certify"]["rho"] == 0.85
+    assert rec["certify"]["premises"]["forward_invariance"]["source"] == "construction"
+    bad = _eval(zrun, "--n", "8", "--set", "model.invariance.enabled=maybe", "--no-progress",
+                "--out", tmp_path / "bad.json")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert "model.invariance.enabled" in bad.stderr
+    wrong = _eval(zrun, "--suite", "clean,nope")
+    assert wrong.returncode == 2 and "nope" in wrong.stderr
+
+
+def _settings(tmp_path):
+    p = tmp_path / "fast.yaml"
+    p.write_text("eval:\n  certify_attack_points: 4\n  certify_attack_steps: 5\n"
+                 "  certify_attack_restarts: 1\n  certify_lipschitz_points: 2\n")
+    return p

@@ -1,4 +1,5 @@
 """Zubov consistency on an analytic system, the JVP, the separation loss."""
+import pytest
 import torch
 
 from zubovnet.losses import (consistency_loss, directional_derivative, separation_loss,
@@ -77,3 +78,28 @@ def test_separation_loss_sums_foreign_classes():
     # point 0 (class 0): −(0.5 + 0.7); point 1 (class 1): −(0.9 + 0.3); mean
     assert torch.isclose(separation_loss(Wb, cls), torch.tensor(-(1.2 + 1.2) / 2))
     assert separation_loss(Wb[:0], cls[:0]) == 0
+
+
+def test_inside_loss_is_zero_inside_and_a_hinge_outside():
+    import math
+    from zubovnet.losses import inside_loss
+    level = -math.log1p(-(0.9 - 0.05))                       # V_m of W <= 0.85
+    V = torch.tensor([0.5 * level, level, level + 1.0, level + 3.0])
+    assert inside_loss(V, 0.9, 0.05, "V").item() == pytest.approx((1.0 + 3.0) / 4)
+    W = -torch.expm1(-V)
+    assert inside_loss(V, 0.9, 0.05, "W").item() == pytest.approx(
+        float(torch.relu(W - 0.85).mean()))
+    w = torch.tensor([1.0, 1.0, 0.0, 1.0])                   # a point left out
+    assert inside_loss(V, 0.9, 0.05, "V", w).item() == pytest.approx(3.0 / 4)
+    Vg = V.clone().requires_grad_(True)
+    inside_loss(Vg, 0.9, 0.05, "W").backward()
+    # the W form's gradient is e^{-V}: it fades far outside the region
+    assert Vg.grad[3] < Vg.grad[2] and Vg.grad[0] == 0
+    with pytest.raises(ValueError):
+        inside_loss(V, 0.9, 0.95, "V")
+
+
+def test_lipschitz_penalty_is_a_hinge_on_the_bound():
+    from zubovnet.losses import lipschitz_penalty
+    b = torch.tensor([0.5, 1.0, 3.0])
+    assert lipschitz_penalty(b, 1.0).item() == pytest.approx(2.0 / 3)

@@ -248,3 +248,54 @@ def test_recomputed_separation_gives_the_same_loss_and_gradients():
     assert grads[True][0] == pytest.approx(grads[False][0], rel=1e-6)
     for a, b in zip(grads[True][1], grads[False][1]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_inside_term_pulls_correct_points_into_their_region_and_only_those():
+    """``L_in`` on the correctly classified points only: its value is the hinge over the batch
+    with the other points' terms zero, and minimising it (with the extractor) moves their
+    ``h(0)`` into the region."""
+    from zubovnet.losses import inside_loss
+    cfg = _cfg(lambda_con=0.0, lambda_fc=0.0, lambda_inside=1.0, inside_margin=0.05,
+               inside_form="W")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    x, y = _batch(cfg)
+    _, logs = ZubovObjective(cfg)(model, x, y)
+    with torch.no_grad():
+        out = model.forward_all(x)
+        V0 = model.energy(out.trajectory[0], y)
+        pick = (out.logits.argmax(1) == y).float()
+    assert 0 < pick.sum() < len(y)                       # both kinds of point in the batch
+    assert logs["L_inside"] == pytest.approx(inside_loss(V0, 0.9, 0.05, "W", pick).item(),
+                                             rel=1e-5)
+    cfg.loss.inside_points = "all"
+    _, logs_all = ZubovObjective(cfg)(model, x, y)
+    assert logs_all["L_inside"] > logs["L_inside"]
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(150):
+        V = model.energy(model.features(x), y)
+        loss = inside_loss(V, 0.9, 0.05, "V")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert bool((model.lyapunov(model.features(x), y) < 0.9).all())
+
+
+def test_lipschitz_term_lowers_the_certificates_bound():
+    from zubovnet.losses import lipschitz_penalty
+    cfg = _cfg(lambda_con=0.0, lambda_lipschitz=1.0, lipschitz_target=0.5)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    x, y = _batch(cfg)
+    _, logs = ZubovObjective(cfg)(model, x, y)
+    b0 = model.head.gradient_bound().detach()
+    assert logs["L_g_max"] == pytest.approx(float(b0.max()), rel=1e-5)
+    assert logs["L_lip"] == pytest.approx(lipschitz_penalty(b0, 0.5).item(), rel=1e-5)
+    opt = torch.optim.Adam(model.head.parameters(), 1e-2)
+    for _ in range(100):
+        loss = lipschitz_penalty(model.head.gradient_bound(), 0.5)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(model.head.gradient_bound().max()) < 0.5 * float(b0.max())

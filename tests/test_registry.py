@@ -8,9 +8,9 @@ import pytest
 
 DATASETS = {"cifar10", "cifar100", "digits", "fashion_mnist", "mnist", "svhn", "synthetic2d",
             "synthetic2d_spirals", "tiny_imagenet"}
-MODELS = {"feedforward", "fxts", "lyanet", "neural_ode", "projnode", "resnet18", "sodef",
+MODELS = {"feedforward", "fxts", "lipschitz_cnn", "lyanet", "neural_ode", "projnode", "resnet18", "sodef",
           "zubovnet"}
-OBJECTIVES = {"adversarial", "ce", "fxts", "lyanet", "sodef", "zubov"}
+OBJECTIVES = {"adversarial", "ce", "fxts", "lipschitz_margin", "lyanet", "sodef", "zubov"}
 
 _CHECK = """
 import zubovnet.data.vision                    # a dataset module before its registry's package

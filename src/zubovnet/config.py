@@ -21,8 +21,8 @@ import yaml
 
 __all__ = [
     "Config", "DataConfig", "ModelConfig", "ODEConfig", "EquilibriaConfig", "LyapunovConfig",
-    "LossConfig", "BoundaryConfig", "TrainConfig", "AdversarialConfig", "BaselineConfig",
-    "ProjNODEConfig", "SODEFConfig", "LyaNetConfig", "FxTSConfig",
+    "InvarianceConfig", "LossConfig", "BoundaryConfig", "TrainConfig", "AdversarialConfig", "BaselineConfig",
+    "ProjNODEConfig", "SODEFConfig", "LyaNetConfig", "FxTSConfig", "LipschitzMarginConfig",
     "ConfigError", "load_config", "config_from_dict", "config_to_dict", "apply_overrides",
     "validate",
 ]
@@ -91,6 +91,21 @@ class LyapunovConfig:
 
 
 @dataclass
+class InvarianceConfig:
+    """Regions ``{W_y < ρ}`` forward invariant by construction (``docs/certified.md``).
+
+    The field is projected, near each equilibrium, so that ``∇V_k·f̃ ≤ −rate·V_k`` holds exactly
+    inside ``{V_k < c*}``, ``c* = −ln(1 − ρ)`` (ρ = ``loss.rho``); the projection fades to zero
+    between the levels ρ and ``fade_rho``.  Off in the paper-literal model."""
+    enabled: bool = False
+    rate: float = 1.5                    # alpha of V_dot <= -alpha V inside every region (AR@T guaranteed when rate >= ln(c*/(delta tau^2))/T)
+    fade_rho: Optional[float] = None     # rho' of the outer edge of the fade (None: midway between rho and the disjointness limit 1 - exp(-delta d_min^2 / 4))
+    pin_equilibria: bool = True          # f - s(V_k) f(c_k): each c_k an exact fixed point (the projection is then Lipschitz at c_k)
+    train: bool = False                  # project in train mode too (false: the training forward flows by the learned f, eval mode - every evaluation and attack - by the projected field; training through the projection slows learning, docs/certified.md)
+    tiny: float = 1e-12                  # ||grad V||^2 below this (only at c_k): no correction
+
+
+@dataclass
 class ModelConfig:
     name: str = "zubovnet"               # registry key (build_model)
     extractor: str = "cnn"               # resnet18|cnn|mlp|identity
@@ -105,6 +120,7 @@ class ModelConfig:
     ode: ODEConfig = field(default_factory=ODEConfig)
     equilibria: EquilibriaConfig = field(default_factory=EquilibriaConfig)
     lyapunov: LyapunovConfig = field(default_factory=LyapunovConfig)
+    invariance: InvarianceConfig = field(default_factory=InvarianceConfig)
 
 
 @dataclass
@@ -141,6 +157,12 @@ class LossConfig:
     stability_margin: float = 0.1        # contraction rate asked of the flow at each c_i
     lambda_traj: float = 0.0             # trajectory targets: lambda_traj * mean (W_y(h) - W*_y(h))^2 on the region states, W* = 1 - exp(-int_0^H Phi_y dt) (0: off)
     trajectory_horizon: float = 3.0      # H of those targets, in multiples of T
+    lambda_inside: float = 0.0           # data inside the regions: lambda_inside * mean relu(V_y(h(0)) - V_m), i.e. W_y(h(0)) <= rho - inside_margin (0: off)
+    inside_margin: float = 0.05          # m of that target level rho - m
+    inside_form: str = "W"               # W: hinge on W (gradient e^{-V} grad V, fading far outside) | V: hinge on V (gradient grad V: unbounded with the convex net's gradient; safe where loss.lambda_lipschitz holds it small)
+    inside_points: str = "correct"       # correct: only points the model classifies correctly (the share the target is about; no pull of unseparated features to the centroid of the equilibria) | all
+    lambda_lipschitz: float = 0.0        # lambda_lipschitz * mean_k relu(Lhat_g,k - lipschitz_target): the certificate's own bound of ||grad g|| (0: off)
+    lipschitz_target: float = 1.0        # the bound below which the Lipschitz term is zero
     boundary: BoundaryConfig = field(default_factory=BoundaryConfig)
 
 
@@ -205,12 +227,21 @@ class FxTSConfig:
 
 
 @dataclass
+class LipschitzMarginConfig:
+    """The 1-Lipschitz CNN baseline (Lipschitz-margin training, Tsuzuku et al. 2018):
+    ``CE(τ (ℓ + √2 · margin · (1 − e_y))) / τ`` on a network whose logits are 1-Lipschitz in L2."""
+    margin: float = 0.25                 # L2 radius whose certificate the loss asks for (logit margin sqrt(2) * margin)
+    temperature: float = 10.0            # tau
+
+
+@dataclass
 class BaselineConfig:
     """Hyper-parameters of the baselines, one section each; formulas in ``docs/baselines.md``."""
     projnode: ProjNODEConfig = field(default_factory=ProjNODEConfig)
     sodef: SODEFConfig = field(default_factory=SODEFConfig)
     lyanet: LyaNetConfig = field(default_factory=LyaNetConfig)
     fxts: FxTSConfig = field(default_factory=FxTSConfig)
+    lipschitz: LipschitzMarginConfig = field(default_factory=LipschitzMarginConfig)
 
 
 @dataclass
@@ -358,7 +389,7 @@ _RULES: dict[str, object] = {
     "data.num_workers": "int >= 0", "data.train_subset": "int >= 1 or null",
     "data.test_subset": "int >= 1 or null", "data.name": "nonempty",
     "model.num_classes": "int >= 2", "model.state_dim": "int >= 1",
-    "model.extractor": ("choice", ("resnet18", "cnn", "mlp", "identity")),
+    "model.extractor": ("choice", ("resnet18", "cnn", "mlp", "identity", "lipschitz_cnn")),
     "model.in_channels": "int >= 1", "model.image_size": "int >= 1",
     "model.cnn_widths": "positive ints", "model.mean": "list or null", "model.std": "positive list or null",
     "model.ode.solver": ("choice", _solvers), "model.ode.rtol_train": _POS,
@@ -376,6 +407,8 @@ _RULES: dict[str, object] = {
     "model.lyapunov.activation": ("choice", ("softplus", "relu")),
     "model.lyapunov.delta": _POS, "model.lyapunov.smooth_a": _POS, "model.lyapunov.alpha": _PROB,
     "model.lyapunov.v_min": _POS, "model.lyapunov.init_scale": _POS,
+    "model.invariance.rate": _POS, "model.invariance.fade_rho": "in (0, 1) or null",
+    "model.invariance.tiny": _POS,
     "loss.lambda_fc": _NONNEG, "loss.lambda_con": _NONNEG, "loss.lambda_sep": _NONNEG,
     "loss.lambda_eq": _NONNEG, "loss.lambda_stab": _NONNEG, "loss.lambda_traj": _NONNEG,
     "loss.beta": _POS, "loss.rho": _UNIT_OPEN,
@@ -386,7 +419,10 @@ _RULES: dict[str, object] = {
     "loss.projection_iters": "int >= 1", "loss.projection": ("choice", ("secant", "bisection")),
     "loss.consistency_samples": "int >= 1 or null", "loss.region_samples": "int >= 0",
     "loss.region_radius_power": "> 0 or null", "loss.stability_margin": _NONNEG,
-    "loss.trajectory_horizon": _POS,
+    "loss.trajectory_horizon": _POS, "loss.lambda_inside": _NONNEG,
+    "loss.inside_margin": _PROB, "loss.inside_form": ("choice", ("V", "W")),
+    "loss.inside_points": ("choice", ("correct", "all")),
+    "loss.lambda_lipschitz": _NONNEG, "loss.lipschitz_target": _NONNEG,
     "loss.boundary.variants": "int >= 0", "loss.boundary.radius_max": _NONNEG,
     "loss.boundary.max_classes": "int >= 1", "loss.boundary.tol": _UNIT_OPEN,
     "loss.boundary.max_iters": "int >= 1", "loss.boundary.init_step": _POS,
@@ -410,6 +446,7 @@ _RULES: dict[str, object] = {
     "baseline.lyanet.weight": _NONNEG, "baseline.lyanet.ce_weight": _NONNEG,
     "baseline.fxts.a": _POS, "baseline.fxts.b": _POS, "baseline.fxts.p": _POS,
     "baseline.fxts.q": _POS, "baseline.fxts.k": _POS, "baseline.fxts.weight": _NONNEG,
+    "baseline.lipschitz.margin": _NONNEG, "baseline.lipschitz.temperature": _POS,
 }
 
 
@@ -477,7 +514,26 @@ def validate(cfg: Config) -> Config:
         if v is not None and len(v) != cfg.model.in_channels:
             raise ConfigError(f"model.{key}: one value per input channel "
                               f"({cfg.model.in_channels}), got {v}")
+    if cfg.model.invariance.enabled:
+        _check_invariance(cfg)
     return cfg
+
+
+def _check_invariance(cfg: Config) -> None:
+    """Invariance by construction needs a Zubov-Net with fixed equilibria whose regions (up to
+    the fade level) lie in disjoint balls: ``2 r(c') < d_min`` (``docs/certified.md``)."""
+    m = cfg.model
+    if m.name != "zubovnet":
+        raise ConfigError(f"model.invariance.enabled: only the zubovnet model has per-class "
+                          f"regions to make invariant, got model.name {m.name!r}")
+    if m.equilibria.learnable:
+        raise ConfigError("model.invariance.enabled needs fixed equilibria (the disjointness of "
+                          "the regions is checked once); set model.equilibria.learnable: false")
+    from .models.lyapunov import RegionGeometryError, region_geometry
+    try:
+        region_geometry(m, cfg.loss.rho)
+    except RegionGeometryError as e:
+        raise ConfigError(str(e)) from None
 
 
 def config_to_dict(cfg: Any) -> dict:

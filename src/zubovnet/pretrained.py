@@ -44,17 +44,20 @@ def pretrained_path(name: str) -> Path:
     return _root() / name
 
 
-def load_pretrained(name: str, device: str | torch.device = "cpu"):
+def load_pretrained(name: str, device: str | torch.device = "cpu",
+                    overrides: list[str] | None = None):
     """``(model, cfg, claim)`` of the shipped checkpoint ``name``; the model is in eval mode.
+    ``overrides``: ``section.key=value`` changes to its configuration before the model is built
+    (as :func:`zubovnet.load_checkpoint`).
 
     No network: the weights and the configuration are package files."""
     from safetensors.torch import load_file
 
-    from .config import config_from_dict
+    from .config import apply_overrides, config_from_dict
     from .models import build_model
     folder = pretrained_path(name)
     claim = json.loads((folder / "claim.json").read_text())
-    cfg = config_from_dict(claim["config"])
+    cfg = config_from_dict(apply_overrides(claim["config"], overrides))
     model = build_model(cfg)
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     return model.to(device).eval(), cfg, claim

@@ -25,7 +25,10 @@ shell of ``W_y`` (equal-width bins of ``[0, ρ)``); once per model: ``max_i`` / 
 ‖f(c_i)‖``, the largest real part of an eigenvalue of ``∂f/∂h(c_i)`` (a positive value means
 ``c_i`` repels), the share of samples with ``V̇_y = ∇V_y·f < 0``, and — from test data — the
 trajectory-containment rate of Proposition 5 and the mean ``dW_y/dt`` along trajectories of
-Table V.
+Table V — and the reverse inclusion (:func:`reverse_inclusion`): of the correctly classified
+test points, the share whose ``h(0)`` (and ``h(T)``) lies in their own region, and of the test
+points whose ``h(0)`` flows to ``c_y`` by ``10T``, the share that starts in the region — PRoA ⊂
+RoA is what AR measures, RoA ⊂ PRoA (Proposition 3's other half) is what this measures.
 
 Input contract: ``model`` exposes ``equilibria (L, d)``, ``energy(h, cls) -> (N,)``,
 ``lyapunov(h, cls) -> (N,)``, an autonomous ``dynamics.field(h)`` and an ``ode``
@@ -48,7 +51,7 @@ from ..sampling import region_points
 
 __all__ = ["AlignmentSettings", "AlignmentError", "check_alignment_model", "proa_samples",
            "flow_states", "capture_radius", "equilibrium_diagnostics", "trajectory_containment",
-           "separation_diagnostics", "alignment_report"]
+           "separation_diagnostics", "reverse_inclusion", "alignment_report"]
 
 
 class AlignmentError(TypeError):
@@ -178,8 +181,9 @@ def equilibrium_diagnostics(model: nn.Module) -> dict:
     field_fn = model.dynamics.field
     with torch.no_grad():
         fc = field_fn(C)
-    with torch.enable_grad():
-        J = torch.func.vmap(torch.func.jacrev(lambda h: field_fn(h.unsqueeze(0)).squeeze(0)))(C)
+    with torch.enable_grad():   # reverse mode per class: also for fields that differentiate inside
+        J = torch.stack([torch.autograd.functional.jacobian(
+            lambda h: field_fn(h.unsqueeze(0)).squeeze(0), c) for c in C])
     J = J.detach().double()
     eig = torch.linalg.eigvals(J)
     sym = torch.linalg.eigvalsh(0.5 * (J + J.transpose(1, 2)))
@@ -253,6 +257,70 @@ def trajectory_containment(model: nn.Module, x: torch.Tensor, y: torch.Tensor, r
 
 
 @torch.no_grad()
+def reverse_inclusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rho: float,
+                      horizon: float = 10.0, tau_fraction: float = 0.25,
+                      per_point_norm: bool = True, batch_size: int = 256) -> dict:
+    """Do the regions hold the data?  RoA ⊂ PRoA measured on test points ``(x, y)``.
+
+    ``h(0) = φ(x)``, ``h(T)`` the model's trajectory end (eval mode), ``h(H)`` the flow of
+    ``h(0)`` to ``H = horizon · T`` (per-point error norm); ``inside`` means ``W_y < ρ``;
+    ``correct``: the model's prediction is ``y``; ``in basin``: ``‖h(H) − c_y‖ ≤ τ``.
+
+    * ``h0_inside_correct`` = #(correct ∧ h(0) inside) / #correct — the headline;
+    * ``hT_inside_correct`` = #(correct ∧ h(T) inside) / #correct;
+    * ``roa_in_proa`` = #(in basin ∧ h(0) inside) / #in basin;
+    * ``h0_inside`` = #(h(0) inside) / n, and the median ``‖h(0) − c_y‖`` beside the largest
+      radius the region can have, ``√(−ln(1 − ρ)/δ)``;
+    overall and per class (``per_class[k]``)."""
+    model.eval()
+    C = model.equilibria.detach()
+    T = float(model.ode.T)
+    tau = capture_radius(C, tau_fraction)
+    h0s, hTs, preds = [], [], []
+    for i in range(0, x.shape[0], batch_size):
+        traj = model.trajectory(x[i:i + batch_size])
+        h0s.append(traj[0])
+        hTs.append(traj[-1])
+        preds.append(model.head(traj[-1]).argmax(1) if hasattr(model, "head")
+                     else model.energy(traj[-1]).argmin(1))
+    h0, hT, pred = torch.cat(h0s), torch.cat(hTs), torch.cat(preds)
+    y = y.to(h0.device)
+    times = torch.tensor([0.0, horizon * T], dtype=h0.dtype)
+    flow, failed = flow_states(model, h0, times, per_point_norm, 2048)
+    hH = flow[-1]
+    in0 = model.lyapunov(h0, y) < rho
+    inT = model.lyapunov(hT, y) < rho
+    correct = pred == y
+    basin = ~failed & ((hH.nan_to_num(1e30) - C[y]).norm(dim=1) <= tau)
+    dist0 = (h0 - C[y]).norm(dim=1)
+    delta = float(getattr(getattr(model, "head", None), "delta", float("nan")))
+
+    def counts(m: torch.Tensor) -> dict:
+        nc, nb = int((correct & m).sum()), int((basin & m).sum())
+        return {"n": int(m.sum()), "correct": nc, "in_basin": nb,
+                "h0_inside_correct": int((correct & in0 & m).sum()),
+                "hT_inside_correct": int((correct & inT & m).sum()),
+                "roa_in_proa_count": int((basin & in0 & m).sum()),
+                "h0_inside_count": int((in0 & m).sum()),
+                "h0_inside_correct_rate": float((correct & in0 & m).sum()) / nc if nc else None,
+                "hT_inside_correct_rate": float((correct & inT & m).sum()) / nc if nc else None,
+                "roa_in_proa": float((basin & in0 & m).sum()) / nb if nb else None,
+                "h0_inside": float((in0 & m).sum()) / int(m.sum()) if int(m.sum()) else None}
+
+    out = counts(torch.ones_like(correct))
+    out.update({
+        "horizon": horizon * T, "tau": tau, "rho": rho, "solve_failures": int(failed.sum()),
+        "median_h0_distance": float(dist0.median()),
+        "region_radius_max": math.sqrt(-math.log1p(-rho) / delta) if delta == delta else None,
+        "per_class": {int(k): counts(y == k) for k in torch.unique(y).tolist()},
+        "definition": "h0_inside_correct_rate: correct test points whose h(0) lies in "
+                      "{W_y < rho}, over correct test points; roa_in_proa: test points whose "
+                      "h(0) flows to within tau of c_y by the horizon that start in the region, "
+                      "over those that flow there"})
+    return out
+
+
+@torch.no_grad()
 def separation_diagnostics(model: nn.Module, rho: float, beta: float = 0.85,
                            variants: int = 20, radius_max: float = 0.5, seed: int = 0) -> dict:
     """Where the separation term ``L_sep = mean Σ_{k≠i} −W_k^β(h_j^(i))`` acts (paper eq. 11).
@@ -310,7 +378,8 @@ def alignment_report(model: nn.Module, settings: AlignmentSettings | None = None
     ``tau``, ``T``, ``classes``, ``n``, ``solver``, ``horizons`` (``"1T"``, ``"3T"``, ``"10T"``
     → ``aligned``, ``nearest``, ``inside``, ``mean_distance``, ``per_shell``), ``shells``,
     ``vdot_negative``, ``boundary_converged``, ``solve_failures``, ``equilibria``,
-    ``containment`` and ``wall_time_s``.
+    ``containment``, ``reverse_inclusion`` (with ``x, y``), ``construction`` (the region
+    geometry when the regions are invariant by construction) and ``wall_time_s``.
     """
     t_start = time.perf_counter()
     s = settings or AlignmentSettings()
@@ -384,6 +453,7 @@ def alignment_report(model: nn.Module, settings: AlignmentSettings | None = None
         "solve_failures": int(failed.sum()),
         "sample_W": {"mean": float(W0.mean()), "median_radius_fraction": float(frac.median())},
         "equilibria": eq,
+        "construction": getattr(model, "region_geometry", None),
     }
     with torch.enable_grad():
         report["separation"] = separation_diagnostics(model, rho, beta=beta)
@@ -391,5 +461,8 @@ def alignment_report(model: nn.Module, settings: AlignmentSettings | None = None
         say("trajectory containment")
         with torch.enable_grad():
             report["containment"] = trajectory_containment(model, x, y, rho)
+        say("reverse inclusion")
+        report["reverse_inclusion"] = reverse_inclusion(
+            model, x, y, rho, max(hmult), s.tau_fraction, s.per_point_norm)
     report["wall_time_s"] = time.perf_counter() - t_start
     return report

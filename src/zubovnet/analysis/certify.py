@@ -1,34 +1,40 @@
-"""The certified radius of Proposition 6, with sound Lipschitz bounds.
+"""Certified radii: the region certificate of Zubov-Net (Proposition 6 made sound) and the
+margin certificate of a classifier linear in its features (``docs/certified.md``).
 
-Proposition 6 (with the PRoA level ``ρ`` in place of 1): if ``h(0) = φ(x)`` lies in
-``D_{W_y} = {W_y < ρ}`` and ``‖x' − x‖ < ε*``, then ``φ(x')`` lies in ``D_{W_y}`` too, where
+**Region certificate.**  With ``c* = −ln(1 − ρ)`` the region of class ``y`` is
+``{V_y < c*}``.  For ``h(0) = φ(x)``, ``ρ₀ = ‖h(0) − c_y‖`` and
+``z₀ = g(h(0) − c_y, c_y) − g(0, c_y)``, every ``h'`` with ``‖h' − h(0)‖ ≤ r`` has
 
-    ε* = (ρ − W_y(φ(x))) / (L_φ · L_W)
+    V_y(h') ≤ U(r) = δ (ρ₀ + r)² + σ(z₀ + L_g r)
 
-with ``L_φ`` a Lipschitz constant of the extractor from the attack norm (L∞ on the image) to
-the Euclidean norm of the state, and ``L_W`` one of ``W_y`` on the part of the state space the
-perturbed features can reach.  Both must be **upper** bounds for the radius to be sound; a
-power-iteration or gradient estimate is a lower bound and would overstate ``ε*``.
+(``σ`` non-decreasing, ``g(·, c_y)`` ``L_g``-Lipschitz), so ``φ(x')`` stays in the region while
+``U(‖φ(x') − φ(x)‖) < c*``.  :func:`region_radius` returns the largest such feature radius
+``r*`` (bisection on the increasing ``U``, keeping the lower end), and the input radius is
+``ε* = r* / L_φ`` in the norm ``L_φ`` is taken from.  That ``φ(x')`` in the region makes the
+prediction ``y`` needs (i) forward invariance of the region — exact when the field is
+projected (:class:`~zubovnet.models.lyapunov.InvariantDynamics`), otherwise only sampled by the
+alignment rate — and (ii) disjoint regions: ``2 r(c*) < d_min`` gives ``argmin_k V_k = y`` on
+the whole region (``V_k ≥ δ‖h − c_k‖²``).  The ODE is solved numerically: the certificate is
+for the exact flow, the record names the solver and its tolerance.
 
-* :func:`extractor_lipschitz` composes per-layer bounds: the first linear/convolutional layer
-  from L∞ to L2 (``√(Σ_rows (Σ_j |A_ij|)²)``, or ``√n · ‖A‖₂``, whichever is smaller), every
-  later one in L2 (a linear layer: its spectral norm by SVD; a zero-padded convolution: the
-  largest singular value of its kernel's 2-D DFT on a grid as large as the padded input, which
-  bounds it because the zero-padded operator is a compression of that circular convolution);
-  BatchNorm (eval) is folded into the preceding layer, the in-model normalisation into the first;
-  ReLU and max-pooling are 1-Lipschitz, global average pooling over ``n`` positions ``1/√n``; a
-  residual block ``x ↦ F(x) + S(x)`` has ``L_F + L_S``.
-* :func:`lyapunov_lipschitz` bounds ``‖∇_x g(x, c_y)‖`` of the PIACNN/PICNN by the recursion
-  ``L_{z_{i+1}} ≤ ‖A_i^(z) diag(a_i^(z))‖₂ L_{z_i} + ‖A_i^(x) diag(a_i^(x))‖₂`` (exact spectral
-  norms; softplus is 1-Lipschitz), per class.  Then ``‖∇W_y(h)‖ = e^{−V}‖∇V‖ ≤ L_g + 2δ‖h − c_y‖``
-  (``σ' ∈ [0, 1]``), so on the ball ``‖h − h(0)‖ ≤ r``: ``L_W(r) = L_g + 2δ(‖h(0) − c_y‖ + r)``.
-* :func:`certified_radius` solves ``W_y(h(0)) + r L_W(r) = ρ`` for the feature radius ``r``
-  (a quadratic) and returns ``ε* = r / L_φ``: ``L_W`` is evaluated on exactly the ball it certifies.
+**Margin certificate.**  For logits ``ℓ = W φ(x) + b``:
+``ε*(x) = min_{j≠y} (ℓ_y − ℓ_j) / (L_φ ‖w_y − w_j‖₂)`` (:func:`margin_radius`), with no
+further premise.
 
-What is certified is membership of ``φ(x')`` in the prescribed region.  That this makes the
-prediction ``y`` needs what Propositions 3–5 assume: the region is forward invariant and flows
-to ``c_y`` (the alignment rate measures it) and no other region overlaps it.  The certificate
-is reported with that condition and the measured alignment beside it (``docs/alignment.md``).
+**Lipschitz bounds** (upper bounds; an estimate would overstate ``ε*``):
+
+* :func:`extractor_bounds` composes per-layer bounds: the first linear/convolutional layer
+  from L∞ to L2 (``√(Σ_rows (Σ_j |A_ij|)²)``, or ``√n · ‖A‖₂``, whichever is smaller) or in L2,
+  every later one in L2 (a linear layer: its spectral norm by SVD; a zero-padded convolution:
+  the largest singular value of its kernel's 2-D DFT on a grid as large as the padded input,
+  which bounds it because the zero-padded operator is a compression of that circular
+  convolution); BatchNorm (eval) is folded into the preceding layer, the in-model normalisation
+  into the first; ReLU, MaxMin and max-pooling are 1-Lipschitz, pixel unshuffling an isometry, global average pooling over
+  ``n`` positions ``1/√n``; a residual block ``x ↦ F(x) + S(x)`` has ``L_F + L_S``.  An extractor
+  that is 1-Lipschitz by construction (:class:`~zubovnet.models.extractors.LipschitzCNN`) also
+  has its construction bound; the smaller of the two sound bounds is used.
+* :func:`lyapunov_lipschitz`: ``L_g`` per class from the convex network's recursion
+  (:meth:`~zubovnet.models.lyapunov.LyapunovHead.gradient_bound`), in float64.
 """
 from __future__ import annotations
 
@@ -38,9 +44,13 @@ from typing import Iterable
 import torch
 from torch import nn
 
-__all__ = ["UnsupportedLayerError", "extractor_lipschitz", "lyapunov_lipschitz",
-           "certified_radius", "empirical_lipschitz", "conv_spectral_bound",
+__all__ = ["UnsupportedLayerError", "NORMS", "extractor_lipschitz", "extractor_bounds",
+           "lyapunov_lipschitz", "region_radius", "margin_radius", "region_certificate",
+           "margin_certificate", "certify", "empirical_lipschitz", "conv_spectral_bound",
            "linear_inf_to_2_bound"]
+
+NORMS = ("l2", "linf")
+"""Input norms of the certified radii: L2, and L∞ (images)."""
 
 
 class UnsupportedLayerError(TypeError):
@@ -179,9 +189,16 @@ def _chain(mods: Iterable[nn.Module], shape: tuple, first: bool, pre_scale=None
                 total *= float(s.abs().max())
             i += 1
             continue
-        if isinstance(m, (nn.ReLU, nn.Identity, nn.Dropout, nn.Flatten)):
+        if isinstance(m, (nn.ReLU, nn.Identity, nn.Dropout, nn.Flatten)) or \
+                type(m).__name__ == "MaxMin":
             if isinstance(m, nn.Flatten):
                 shape = (int(math.prod(shape)),)
+            i += 1
+            continue
+        if isinstance(m, nn.PixelUnshuffle):       # a permutation of the entries: an isometry
+            f = m.downscale_factor
+            c, h, w = shape
+            shape = (c * f * f, h // f, w // f)
             i += 1
             continue
         if isinstance(m, nn.MaxPool2d):
@@ -228,6 +245,8 @@ def _extractor_layers(extractor: nn.Module) -> list[nn.Module]:
     if name == "SmallCNN":
         return [extractor.normalize, *_flatten_modules(extractor.features), extractor.pool,
                 nn.Flatten(), extractor.fc]
+    if name == "LipschitzCNN":
+        return extractor.plain_layers()
     if name == "MLPExtractor":
         return [extractor.normalize, *_flatten_modules(extractor.net)]
     if name == "IdentityExtractor":
@@ -242,93 +261,229 @@ def _extractor_layers(extractor: nn.Module) -> list[nn.Module]:
     raise UnsupportedLayerError(f"no sound Lipschitz bound for extractor {name}")
 
 
+def _check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+
+
 @torch.no_grad()
-def extractor_lipschitz(extractor: nn.Module, input_shape: tuple[int, int, int]) -> float:
-    """Sound upper bound of ``sup ‖φ(x) − φ(x')‖₂ / ‖x − x'‖∞`` for images of ``input_shape``
-    ``(C, H, W)`` (module docstring).  The extractor must be in eval mode."""
+def extractor_bounds(extractor: nn.Module, input_shape: tuple[int, int, int],
+                     norm: str = "linf") -> dict:
+    """Sound upper bounds of ``sup ‖φ(x) − φ(x')‖₂ / ‖x − x'‖`` (``norm``: ``linf`` or ``l2``
+    on the image) for images of ``input_shape`` ``(C, H, W)``: ``{"bound", "computed",
+    "construction", "source"}`` — ``computed`` from the layers (module docstring),
+    ``construction`` where the extractor is Lipschitz by construction (else ``None``), ``bound``
+    the smaller, ``source`` which one it is.  The extractor must be in eval mode."""
+    _check_norm(norm)
     layers = _extractor_layers(extractor)
     if type(extractor).__name__ == "IdentityExtractor":
         s = 1.0 / extractor.normalize.std.detach().double().flatten()
         n = int(math.prod(input_shape))
-        # ‖D δ‖₂ ≤ ‖s‖-weighted: √(Σ_i s_i²) per channel block
         per_channel = n // s.numel()
-        return float(torch.sqrt((s.pow(2) * per_channel).sum()))
-    L, _ = _chain(layers, tuple(input_shape), first=True)
-    return L
+        computed = float(torch.sqrt((s.pow(2) * per_channel).sum())) if norm == "linf" \
+            else float(s.abs().max())
+    else:
+        computed, _ = _chain(layers, tuple(input_shape), first=(norm == "linf"))
+    construction = (float(extractor.lipschitz_by_construction(norm))
+                    if hasattr(extractor, "lipschitz_by_construction") else None)
+    if construction is not None and construction <= computed:
+        return {"bound": construction, "computed": computed, "construction": construction,
+                "source": "construction"}
+    return {"bound": computed, "computed": computed, "construction": construction,
+            "source": "layer bounds"}
+
+
+def extractor_lipschitz(extractor: nn.Module, input_shape: tuple[int, int, int],
+                        norm: str = "linf") -> float:
+    """The bound of :func:`extractor_bounds` alone."""
+    return extractor_bounds(extractor, input_shape, norm)["bound"]
 
 
 @torch.no_grad()
 def lyapunov_lipschitz(head: nn.Module) -> torch.Tensor:
-    """Upper bound of ``sup_x ‖∇_x g(x, c_k)‖₂`` per class ``k`` for the PIACNN/PICNN ``g``:
-    ``(L,)`` (module docstring).  ICNN heads are bounded the same way per class."""
-    convex = head.convex
-    C = head.C.detach()
-    name = type(convex).__name__
-    if name in ("PIACNN", "PICNN"):
-        cond = convex.condition(C)
-        Lz = None
-        for i, (az, ax, _bias) in enumerate(cond):
-            Ax = convex.x_layers[i].weight.detach().double()            # (out, d)
-            axd = ax.detach().double() if ax is not None else torch.ones(C.shape[0], Ax.shape[1],
-                                                                          dtype=torch.float64)
-            Mx = Ax.unsqueeze(0) * axd.unsqueeze(1)                     # (L, out, d)
-            nx = torch.linalg.matrix_norm(Mx, ord=2)
-            if i == 0:
-                Lz = nx
-                continue
-            Az = convex.z_layers[i - 1].weight.detach().double()        # (out, in)
-            azd = az.detach().double() if az is not None else torch.ones(C.shape[0], Az.shape[1],
-                                                                          dtype=torch.float64)
-            Mz = Az.unsqueeze(0) * azd.unsqueeze(1)
-            Lz = torch.linalg.matrix_norm(Mz, ord=2) * Lz + nx
-        return Lz.float()
-    if name == "ICNN":
-        out = []
-        for k in range(C.shape[0]):
-            Lz = None
-            for i in range(convex.k):
-                nx = float(torch.linalg.matrix_norm(convex.wx[i][k].detach().double(), ord=2))
-                if i == 0:
-                    Lz = nx
-                    continue
-                Wz = torch.nn.functional.softplus(convex.wz_raw[i - 1][k].detach().double())
-                Lz = float(torch.linalg.matrix_norm(Wz, ord=2)) * Lz + nx
-            out.append(Lz)
-        return torch.tensor(out)
-    raise UnsupportedLayerError(f"no Lipschitz bound for Lyapunov network {name}")
+    """Upper bound of ``sup_x ‖∇_x g(x, c_k)‖₂`` per class ``k`` for the head's convex network
+    (PIACNN, PICNN, ICNN): ``(L,)`` float64 (module docstring)."""
+    if not hasattr(head, "gradient_bound"):
+        raise UnsupportedLayerError(f"no Lipschitz bound for Lyapunov head {type(head).__name__}")
+    return head.gradient_bound(torch.float64).detach()
 
 
-def certified_radius(W0: torch.Tensor, dist0: torch.Tensor, L_g: torch.Tensor, delta: float,
-                     L_phi: float, rho: float) -> torch.Tensor:
-    """``ε*`` per point (module docstring): ``W0 = W_y(h(0))``, ``dist0 = ‖h(0) − c_y‖``,
-    ``L_g`` the bound of ``‖∇g(·, c_y)‖``; zero where ``W0 ≥ ρ``.
+def _smooth_relu64(z: torch.Tensor, a: float) -> torch.Tensor:
+    zc = z.clamp(min=0.0)
+    return torch.where(zc < a, zc * zc / (2 * a), zc - a / 2)
 
-    Solves ``2δ r² + (L_g + 2δ·dist0) r = ρ − W0`` for the feature radius ``r``.
-    """
-    gap = (rho - W0.double()).clamp_min(0.0)
-    b = L_g.double() + 2 * delta * dist0.double()
-    a = 2 * delta
-    r = (-b + torch.sqrt(b * b + 4 * a * gap)) / (2 * a) if a > 0 else gap / b
-    return (r / L_phi).float()
+
+def region_radius(z0: torch.Tensor, dist0: torch.Tensor, L_g: torch.Tensor, delta: float,
+                  c_star: float, smooth_a: float = 1.0, iters: int = 60,
+                  slack: float = 1e-5) -> torch.Tensor:
+    """Largest feature radius ``r*`` with ``U(r*) < c* − slack`` (module docstring), per point.
+
+    ``z0 = g(h(0) − c_y, c_y) − g(0, c_y)``, ``dist0 = ‖h(0) − c_y‖``, ``L_g`` the bound of
+    ``‖∇g(·, c_y)‖`` of each point's class: ``(N,)`` each.  ``U`` increases in ``r``; the
+    bisection keeps the lower end of its bracket, so ``U(r*) < c* − slack`` holds for the value
+    returned (``slack`` covers the float32 rounding of the model's own ``V``).  Zero where
+    ``U(0) = V_y(h(0)) ≥ c* − slack``.  Returns ``(N,)`` float64."""
+    z0, d0, Lg = z0.double(), dist0.double(), L_g.double()
+    level = c_star - slack
+
+    def U(r):
+        return delta * (d0 + r).pow(2) + _smooth_relu64(z0 + Lg * r, smooth_a)
+
+    inside = U(torch.zeros_like(d0)) < level
+    lo = torch.zeros_like(d0)
+    hi = (math.sqrt(c_star / delta) - d0).clamp_min(0.0)     # δ(ρ₀ + r)² alone reaches c* there
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        ok = U(mid) < level
+        lo = torch.where(ok, mid, lo)
+        hi = torch.where(ok, hi, mid)
+    return torch.where(inside, lo, torch.zeros_like(lo))
+
+
+def margin_radius(logits: torch.Tensor, y: torch.Tensor, W: torch.Tensor,
+                  L_phi: float) -> torch.Tensor:
+    """``min_{j≠y} (ℓ_y − ℓ_j) / (L_φ ‖w_y − w_j‖₂)`` per point, 0 where misclassified: the
+    radius within which no input changes the prediction of ``ℓ = W φ(x) + b``.  ``logits``:
+    ``(N, K)``; ``W``: ``(K, d)``.  Returns ``(N,)`` float64."""
+    lg, W = logits.double(), W.detach().double()
+    ly = lg.gather(1, y.view(-1, 1))
+    D = torch.cdist(W, W)                                       # ‖w_i − w_j‖
+    dy = D[y]                                                   # (N, K)
+    ratio = (ly - lg) / (L_phi * dy.clamp_min(1e-30))
+    ratio = ratio.masked_fill(torch.nn.functional.one_hot(y, lg.shape[1]).bool(), float("inf"))
+    return ratio.min(1).values.clamp_min(0.0)
+
+
+def _batched(fn, X: torch.Tensor, batch: int, device) -> torch.Tensor:
+    return torch.cat([fn(X[i:i + batch].to(device)) for i in range(0, X.shape[0], batch)])
+
+
+@torch.no_grad()
+def region_certificate(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, *,
+                       rho: float | None = None, device="cpu", batch_size: int = 512) -> dict:
+    """Per-point feature radii ``r*`` of the region certificate and the premises behind them.
+
+    ``model``: a Zubov-Net (``features``, ``head`` with ``gradient_bound``, ``equilibria``);
+    ``rho``: the region level (default: ``model.proa_level``).  Returns ``{"feature_radius"
+    (N,), "inside" (N,) bool, "L_g" (L,), "premises", "geometry"}``."""
+    head = model.head
+    rho = float(getattr(model, "proa_level", 0.9) if rho is None else rho)
+    c_star = -math.log1p(-rho)
+    delta = float(head.delta)
+    C = model.equilibria.detach()
+    L_g = lyapunov_lipschitz(head)
+    h0 = _batched(model.features, X, batch_size, device)
+    Yd = Y.to(h0.device)
+    cond, g0 = head._conditioning(head.C)
+    z0 = head.convex(h0 - C[Yd], cond, Yd) - g0[Yd]
+    dist0 = (h0 - C[Yd]).norm(dim=1)
+    V0 = head.energy(h0, Yd)
+    r = region_radius(z0, dist0, L_g.to(h0.device)[Yd], delta, c_star,
+                      float(head.smooth_a)).cpu()
+    L = C.shape[0]
+    d_min = float((torch.cdist(C.double(), C.double()) +
+                   torch.eye(L, dtype=torch.float64, device=C.device) * 1e30).min())
+    disjoint = 2 * math.sqrt(c_star / delta) < d_min
+    invariant = bool(getattr(model, "invariant", False))
+    geo = getattr(model, "region_geometry", None)
+    premises = {
+        "region_membership": {
+            "source": "bound",
+            "how": "V_y(h') <= delta (rho0 + r)^2 + sigma(z0 + L_g r) for |h' - h(0)| <= r",
+            "L_g_max": float(L_g.max()), "L_g_mean": float(L_g.mean())},
+        "forward_invariance": (
+            {"source": "construction", "how": "region projection: grad V_y . f <= -rate V_y "
+             "inside {V_y < c*} (docs/certified.md)", "rate": geo["rate"] if geo else None}
+            if invariant else
+            {"source": "sampled", "how": "not guaranteed; the alignment rate samples it"}),
+        "disjoint_regions": {
+            "source": "construction" if disjoint else "violated",
+            "how": "2 r(c*) < d_min, and V_k >= delta |h - c_k|^2, give argmin_k V_k = y on "
+                   "region y", "region_diameter": 2 * math.sqrt(c_star / delta),
+            "d_min": d_min},
+    }
+    return {"feature_radius": r, "inside": (V0 < c_star).cpu(), "L_g": L_g.cpu(),
+            "premises": premises, "rho": rho, "c_star": c_star, "delta": delta,
+            "exact": invariant and disjoint}
+
+
+@torch.no_grad()
+def margin_certificate(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, *, device="cpu",
+                       batch_size: int = 512) -> dict:
+    """Per-point radii of the margin certificate in feature space (``L_φ = 1``): ``model`` has
+    ``features(x)`` and ``linear_head() -> (W, b)`` with ``model(x) = W φ(x) + b`` (checked on
+    the first batch).  Returns ``{"feature_radius" (N,), "premises", "exact"}``."""
+    W, b = model.linear_head()
+    h = _batched(model.features, X, batch_size, device)
+    logits = h @ W.t() + b
+    direct = model(X[:min(64, X.shape[0])].to(device))
+    if not torch.allclose(direct, logits[:direct.shape[0]], rtol=1e-4, atol=1e-4):
+        raise UnsupportedLayerError(f"{type(model).__name__}'s logits are not the affine map "
+                                    "linear_head() of its features")
+    r = margin_radius(logits, Y.to(logits.device), W, 1.0).cpu()
+    return {"feature_radius": r, "premises": {"head": {
+        "source": "exact", "how": "min_j (l_y - l_j) / |w_y - w_j| for the affine head"}},
+        "exact": True}
+
+
+def certify(model: nn.Module, X: torch.Tensor, Y: torch.Tensor, *, rho: float | None = None,
+            device="cpu", batch_size: int = 512) -> dict:
+    """The certificate of ``model`` on ``(X, Y)``: input radii per norm of :data:`NORMS`.
+
+    Picks the region certificate for a model with per-class regions (a Lyapunov head) and the
+    margin certificate for one with ``linear_head()``; raises :class:`UnsupportedLayerError`
+    otherwise.  Returns ``{"kind", "radius": {norm: (N,) float64}, "feature_radius",
+    "L_phi": {norm: extractor_bounds(...)}, "premises", "exact", ...}``; ``exact`` is True when
+    every premise holds by construction or by a sound bound (the certificate is then
+    unconditional, for the exact flow of the ODE)."""
+    model.eval()
+    shape = tuple(X.shape[1:])
+    extractor = getattr(model, "extractor", None)
+    if extractor is None or not hasattr(model, "features"):
+        raise UnsupportedLayerError(f"{type(model).__name__} exposes no extractor/features")
+    head = getattr(model, "head", None)
+    if head is not None and hasattr(head, "gradient_bound"):
+        out = region_certificate(model, X, Y, rho=rho, device=device, batch_size=batch_size)
+        out["kind"] = "region"
+    elif hasattr(model, "linear_head"):
+        out = margin_certificate(model, X, Y, device=device, batch_size=batch_size)
+        out["kind"] = "margin"
+    else:
+        raise UnsupportedLayerError(f"{type(model).__name__} has neither per-class regions "
+                                    "(a Lyapunov head) nor an affine head on its features")
+    bounds = {nm: extractor_bounds(extractor, shape, nm) for nm in NORMS}
+    out["L_phi"] = bounds
+    out["premises"] = {"extractor_lipschitz": {
+        "source": bounds["l2"]["source"],
+        "l2": bounds["l2"]["bound"], "linf": bounds["linf"]["bound"]}, **out["premises"]}
+    out["radius"] = {nm: out["feature_radius"] / bounds[nm]["bound"] for nm in NORMS}
+    return out
 
 
 def empirical_lipschitz(extractor: nn.Module, x: torch.Tensor, iters: int = 20,
-                        eps: float = 1e-3, generator: torch.Generator | None = None) -> float:
-    """A **lower** estimate of ``L_φ`` (L∞ → L2): the largest ``‖φ(x + ε s) − φ(x)‖₂ / ε`` over
-    sign vectors ``s`` improved by ``s ← sign(Jᵀ J s)`` at each point of ``x``."""
+                        eps: float = 1e-3, generator: torch.Generator | None = None,
+                        norm: str = "linf") -> float:
+    """A **lower** estimate of ``L_φ`` (``norm`` → L2): the largest ``‖φ(x + ε s) − φ(x)‖₂ / ε``
+    at each point of ``x``, over directions improved by ``s ← sign(Jᵀ J s)`` (L∞, sign vectors)
+    or ``s ← Jᵀ J s / ‖Jᵀ J s‖`` (L2, power iteration)."""
+    _check_norm(norm)
     extractor.eval()
     best = 0.0
     for xi in x:
         xi = xi.unsqueeze(0)
-        s = torch.sign(torch.randn(xi.shape, generator=generator))
+        s = torch.randn(xi.shape, generator=generator).to(xi.device)
+        s = torch.sign(s) if norm == "linf" else s / s.norm()
         for _ in range(iters):
             s = s.detach().requires_grad_(False)
             with torch.enable_grad():
                 xx = xi.clone().requires_grad_(True)
                 _, Js = torch.func.jvp(extractor, (xi,), (s,))
                 g = torch.autograd.grad(extractor(xx), xx, grad_outputs=Js)[0]
-            s = torch.sign(g)
-            s[s == 0] = 1.0
+            if norm == "linf":
+                s = torch.sign(g)
+                s[s == 0] = 1.0
+            else:
+                s = g / g.norm().clamp_min(1e-30)
             with torch.no_grad():
                 ratio = float((extractor(xi + eps * s) - extractor(xi)).norm() / eps)
             best = max(best, ratio)

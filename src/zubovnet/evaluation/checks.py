@@ -24,7 +24,7 @@ __all__ = ["CHECKS", "cosine_per_example", "check_determinism",
            "check_weak_vs_strong", "check_autoattack", "check_autoattack_labels",
            "check_solver_gradients", "check_adjoint_gradients", "check_rk4_attack",
            "check_aligned_stability", "check_lipschitz_bound", "check_certificate_condition",
-           "check_certified_vs_empirical"]
+           "check_certified_vs_empirical", "check_certificate_attacked"]
 
 CHECKS: dict[str, dict] = {
     "determinism": {"suite": "sanity", "detects": "randomness in the forward pass"},
@@ -54,10 +54,13 @@ CHECKS: dict[str, dict] = {
                           "flow to their equilibrium (Props. 3-5 do not hold)"},
     "lipschitz_bound": {"suite": "certify", "detects": "a Lipschitz 'bound' below an "
                         "empirical estimate (unsound radii)"},
-    "certificate_condition": {"suite": "certify", "detects": "certified radii whose "
-                              "condition (forward invariance) is not measured to hold"},
-    "certified_vs_empirical": {"suite": "certify", "detects": "certified accuracy above the "
-                               "empirical worst case (a bound or an attack is wrong)"},
+    "certificate_condition": {"suite": "certify", "detects": "a premise of the certificate "
+                              "that is only sampled (and measured to fail) or violated"},
+    "certified_vs_empirical": {"suite": "certify", "detects": "points certified at the "
+                               "rigorous eps that the rigorous attacks break (a bound or an "
+                               "attack is wrong)"},
+    "certificate_attacked": {"suite": "certify", "detects": "points an L2 PGD breaks inside "
+                             "their own certified radius (an unsound certificate)"},
 }
 
 
@@ -364,38 +367,74 @@ def check_aligned_stability(report: dict, threshold: float = 0.9) -> dict:
                    threshold=threshold, nearest=last["nearest"], max_f_norm=eq["max_f_norm"])
 
 
-def check_lipschitz_bound(bound: float, empirical: float) -> dict:
-    """``lipschitz_bound``: FLAG if the extractor's Lipschitz bound is below an empirical
-    (lower) estimate — the bound is not a bound and the certified radii are not sound."""
-    ok = bound >= empirical * (1 - 1e-4)
-    return verdict("lipschitz_bound", "pass" if ok else "FLAG",
-                   f"the bound L_phi = {bound:.4g} is above the empirical estimate {empirical:.4g}"
-                   if ok else f"the 'bound' L_phi = {bound:.4g} is below an empirical estimate "
-                   f"{empirical:.4g}: the certified radii are not sound", L_phi=bound,
-                   empirical=empirical)
+def check_lipschitz_bound(bounds: dict, empirical: dict) -> dict:
+    """``lipschitz_bound``: FLAG if the extractor's Lipschitz bound in any norm (``{"l2": …,
+    "linf": …}``) is below an empirical (lower) estimate — the bound is not a bound and the
+    certified radii are not sound."""
+    bad = [nm for nm in bounds if bounds[nm] < empirical[nm] * (1 - 1e-4)]
+    desc = ", ".join(f"{nm}: L_phi = {bounds[nm]:.4g} vs estimate {empirical[nm]:.4g}"
+                     for nm in bounds)
+    return verdict("lipschitz_bound", "FLAG" if bad else "pass",
+                   (f"the 'bound' is below an empirical estimate in {', '.join(bad)} ({desc}): "
+                    "the certified radii are not sound") if bad else
+                   f"every bound is above its empirical estimate ({desc})",
+                   L_phi=bounds, empirical=empirical)
 
 
-def check_certificate_condition(ar: Optional[float], threshold: float = 0.9) -> dict:
-    """``certificate_condition``: the radius certifies that ``φ(x')`` stays in the region; that
-    the prediction follows needs the region to flow to ``c_y``.  FLAG if the alignment rate is
-    below ``threshold`` or was not measured."""
+def check_certificate_condition(premises: dict, ar: Optional[float] = None,
+                                threshold: float = 0.9) -> dict:
+    """``certificate_condition``: pass when every premise of the certificate holds by
+    construction, by a sound bound or exactly; a premise that is only ``sampled`` (forward
+    invariance of a region without the projection) passes when the alignment rate is at least
+    ``threshold`` — the certificate is then *conditional* — and FLAGs below it or unmeasured; a
+    premise ``violated`` (overlapping regions) FLAGs."""
+    sources = {k: v.get("source") for k, v in premises.items() if isinstance(v, dict)}
+    violated = [k for k, v in sources.items() if v == "violated"]
+    sampled = [k for k, v in sources.items() if v == "sampled"]
+    if violated:
+        return verdict("certificate_condition", "FLAG",
+                       f"premise(s) {', '.join(violated)} do not hold: the radii certify region "
+                       "membership of h(0) only, not the prediction", sources=sources, ar=ar)
+    if not sampled:
+        return verdict("certificate_condition", "pass",
+                       "unconditional: every premise holds by construction or by a sound bound "
+                       "(for the exact flow of the ODE)", sources=sources)
     ok = ar is not None and ar >= threshold
     return verdict("certificate_condition", "pass" if ok else "FLAG",
+                   f"conditional on {', '.join(sampled)}: " +
                    (f"AR@10T = {ar:.3f}: " if ar is not None else "no alignment measured: ") +
-                   ("the regions flow to their equilibria, the condition of the certificate holds "
-                    "for this share of the regions" if ok else
+                   ("the sampled regions flow to their equilibria" if ok else
                     "the regions are not shown to be forward invariant; the certified radii "
-                    "certify region membership of h(0) only, not the prediction"), ar=ar,
-                   threshold=threshold)
+                    "certify region membership of h(0) only, not the prediction"),
+                   sources=sources, ar=ar, threshold=threshold)
 
 
-def check_certified_vs_empirical(certified: float, empirical: float, eps: float) -> dict:
-    """``certified_vs_empirical``: FLAG if certified accuracy at ``eps`` exceeds the rigorous
-    empirical worst case at the same ``eps`` on the same images — a bound or an attack is
-    wrong."""
-    ok = certified <= empirical + 1e-12
-    return verdict("certified_vs_empirical", "pass" if ok else "FLAG",
-                   f"certified {_pct(certified)} <= empirical worst case {_pct(empirical)}" if ok
-                   else f"certified {_pct(certified)} exceeds the empirical worst case "
-                   f"{_pct(empirical)} at the same eps: a bound or the attack is wrong",
-                   certified=certified, empirical=empirical, eps=eps)
+def check_certified_vs_empirical(certified: torch.Tensor, robust: torch.Tensor,
+                                 eps: float) -> dict:
+    """``certified_vs_empirical``: FLAG if any point certified at ``eps`` (L∞) is broken by the
+    rigorous attacks at the same ``eps`` (``robust``: the worst-case robust mask) — a bound or
+    an attack is wrong.  ``certified``, ``robust``: ``(n,)`` bool."""
+    n = max(int(certified.numel()), 1)
+    bad = certified & ~robust
+    c_acc, e_acc = float(certified.sum()) / n, float(robust.sum()) / n
+    k = int(bad.sum())
+    return verdict("certified_vs_empirical", "FLAG" if k else "pass",
+                   f"{k} point(s) certified at eps = {eps:.4g} are broken by the rigorous "
+                   "attacks: a bound or an attack is wrong" if k else
+                   f"every certified point survives the rigorous attacks (certified "
+                   f"{_pct(c_acc)} <= empirical worst case {_pct(e_acc)})",
+                   certified=c_acc, empirical=e_acc, eps=eps, broken=k,
+                   broken_indices=bad.nonzero().squeeze(1).tolist())
+
+
+def check_certificate_attacked(attacked: int, broken: int, steps: int, restarts: int,
+                               broken_indices: list | None = None) -> dict:
+    """``certificate_attacked``: FLAG if an L2 PGD (``steps`` × ``restarts``) at a certified
+    point's own L2 radius changes its prediction — the certificate is wrong for that point
+    (unsound bound, or a premise that does not hold for it)."""
+    return verdict("certificate_attacked", "FLAG" if broken else "pass",
+                   f"{broken} of {attacked} certified points broken by L2 PGD-{steps} x "
+                   f"{restarts} inside their certified radius" if broken else
+                   f"L2 PGD-{steps} x {restarts} at each point's own certified radius changed "
+                   f"none of {attacked} predictions", attacked=attacked, broken=broken,
+                   broken_indices=broken_indices or [])

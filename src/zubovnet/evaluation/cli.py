@@ -39,15 +39,19 @@ __all__ = ["add_eval_arguments", "run_eval", "add_table_arguments", "run_table",
            "load_checkpoint", "build_test_set", "default_out_path"]
 
 
-def load_checkpoint(path, device="cpu"):
+def load_checkpoint(path, device="cpu", overrides=None):
     """``(model, cfg, meta)`` of a checkpoint (:func:`zubovnet.load_checkpoint`), or of a
-    shipped one named ``pretrained:NAME`` (:func:`zubovnet.load_pretrained`)."""
+    shipped one named ``pretrained:NAME`` (:func:`zubovnet.load_pretrained`); ``overrides``
+    change the saved configuration before the model is built (``--set``)."""
     from ..pretrained import PREFIX, load_pretrained
     if str(path).startswith(PREFIX):
-        model, cfg, claim = load_pretrained(str(path), device=device)
-        return model, cfg, {"path": str(path), "name": claim.get("name"), "claim": claim}
+        model, cfg, claim = load_pretrained(str(path), device=device, overrides=overrides)
+        meta = {"path": str(path), "name": claim.get("name"), "claim": claim}
+        if overrides:
+            meta["overrides"] = list(overrides)
+        return model, cfg, meta
     from .. import load_checkpoint as _load
-    return _load(path, device=device)
+    return _load(path, device=device, overrides=overrides)
 
 
 def build_test_set(cfg):
@@ -78,8 +82,15 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT",
                         help="checkpoint folders (run folder, checkpoints/ or epoch folder), "
                              "or pretrained:NAME for a shipped checkpoint")
-    parser.add_argument("--suite", default="clean", choices=tuple(SUITES) + ("all",),
-                        help="evaluation suite (default: clean)")
+    parser.add_argument("--suite", default="clean", type=_suites,
+                        help="evaluation suite, or several joined by commas (one record; e.g. "
+                             "rigorous,certify lets the certificate be checked against the "
+                             "rigorous attacks per image): " + ", ".join(tuple(SUITES) + ("all",))
+                             + " (default: clean)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="change the checkpoint's configuration before the model is built "
+                             "(repeatable; recorded), e.g. model.invariance.enabled=true")
     parser.add_argument("--n", "--images", dest="n", type=_positive, default=1000,
                         help="number of test images (default 1000; under torchrun write "
                              "--images: torchrun reads --n as an abbreviation of its own options)")
@@ -106,6 +117,16 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--name", default=None, help="model name in the record (one checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
+
+
+def _suites(text: str) -> str:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in names if t not in tuple(SUITES) + ("all",)]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown suite {', '.join(bad) or repr(text)}; choose from "
+            f"{', '.join(tuple(SUITES) + ('all',))} (several: comma-separated)")
+    return ",".join(names)
 
 
 def _positive(text: str) -> int:
@@ -176,7 +197,8 @@ def run_eval(args: argparse.Namespace) -> int:
         settings.square_queries = args.square_queries
         settings.rigorous.square_queries = args.square_queries
     # every output path is checked before any work
-    outs = [Path(args.out) if args.out else default_out_path(ck, args.suite)
+    suite = args.suite.split(",") if "," in args.suite else args.suite
+    outs = [Path(args.out) if args.out else default_out_path(ck, args.suite.replace(",", "+"))
             for ck in args.checkpoints]
     for ck, out in zip(args.checkpoints, outs):
         if not Path(ck).exists() and not str(ck).startswith("pretrained:"):
@@ -193,12 +215,13 @@ def run_eval(args: argparse.Namespace) -> int:
         surrogates.append((_model_name(scfg, smeta, sp), smodel))
     flagged = 0
     for ck, out in zip(args.checkpoints, outs):
-        model, cfg, meta = load_checkpoint(ck, device=device)
+        model, cfg, meta = load_checkpoint(ck, device=device,
+                                           overrides=getattr(args, "overrides", None) or None)
         test = build_test_set(cfg)
         name = (args.name if (args.name and len(args.checkpoints) == 1)
                 else _model_name(cfg, meta, ck))
         state_path = out.with_name(out.name + ".state.json")
-        record = evaluate(model, test, args.suite, n=args.n, seed=args.seed,
+        record = evaluate(model, test, suite, n=args.n, seed=args.seed,
                           batch_size=args.batch_size, device=device, surrogate=surrogates or None,
                           progress=not args.no_progress, model_name=name, meta=meta,
                           config=cfg, checkpoint=str(meta.get("path", ck)), settings=settings,

@@ -159,7 +159,8 @@ def new_record(model_name: str, *, checkpoint: str | None = None, config: Any = 
                   "train_metrics": (metrics[-1] if isinstance(metrics, list) and metrics
                                     else metrics),
                   "train_time_s": (sum(float(r.get("train_time") or 0.0) for r in metrics)
-                                   if isinstance(metrics, list) and metrics else None)},
+                                   if isinstance(metrics, list) and metrics else None),
+                  "overrides": meta.get("overrides")},
         "config": to_jsonable(config),
         "data": to_jsonable(data or {}),
         "seed": seed,

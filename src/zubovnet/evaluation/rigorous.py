@@ -264,6 +264,7 @@ def run_rigorous(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clean_corre
         model, s.large_eps, steps=s.large_eps_steps, restarts=s.large_eps_restarts,
         loss=s.large_eps_loss, seed=seed))
     robust.pop("large_eps", None)
+    robust["worst_case"] = worst
 
     # ---- verdicts
     verdicts.append(checks.check_solver_failures(failures, n))

@@ -14,10 +14,10 @@ One function per suite, all in :data:`SUITES` (name → function, in the order t
                  ``T, 3T, 10T``, the nearest variant, per-shell rates, ``‖f(c_i)‖``, the share
                  of ``V̇_y < 0``, trajectory containment (Prop. 5), mean ``dW/dt`` (Table V);
                  models with equilibria and a Lyapunov function only.
-``certify``      the certified radius of Proposition 6 (:mod:`zubovnet.analysis.certify`):
-                 certified accuracy at 1/255, 2/255, 8/255 and the median radius, with sound
-                 Lipschitz bounds, conditional on forward invariance (the alignment rate is
-                 reported beside it); Zubov-Net only.
+``certify``      certified accuracy in L2 (0.1, 0.25, 0.5, 1.0) and L∞ (1/255, 2/255, 8/255)
+                 with sound bounds (:mod:`zubovnet.evaluation.certified`): the region
+                 certificate of Zubov-Net, the margin certificate of a classifier affine in
+                 its features; the premises of each, and checks that attack it.
 ``all``          all of the above (``alignment``/``certify`` where the model supports them).
 
 Input contract: ``model(x) -> logits (B, L)`` for ``x`` ``(B, C, H, W)`` in [0, 1] — any
@@ -42,6 +42,7 @@ from torch import nn
 
 from ..analysis.alignment import AlignmentSettings
 from . import checks
+from .certified import certify_suite
 from .attacks import (PAPER_EPS, PAPER_STEP_FRACTION, PAPER_STEPS, SQUARE_QUERIES,
                       WHITE_BOX_ATTACKS, assert_eval_mode, eps_label, make_attack, map_batches,
                       predict, run_attack)
@@ -77,7 +78,11 @@ class EvalSettings:
     alignment: AlignmentSettings = field(default_factory=AlignmentSettings)
     aligned_threshold: float = 0.9           # aligned_stability: FLAG if AR@10T is below
     certify_eps: tuple = (1 / 255, 2 / 255, 8 / 255)  # radii of the certified accuracy (L∞)
+    certify_l2: tuple = (0.1, 0.25, 0.5, 1.0)  # radii of the certified accuracy (L2)
     certify_lipschitz_points: int = 16       # images of the empirical (lower) estimate of L_phi
+    certify_attack_points: int = 32          # certified points attacked at their own L2 radius (0: off)
+    certify_attack_steps: int = 100          # steps of that L2 PGD
+    certify_attack_restarts: int = 5         # random restarts of that L2 PGD
 
 
 def load_eval_settings(path) -> EvalSettings:
@@ -235,6 +240,18 @@ class _Run:
 
     def explicit(self, name: str) -> bool:
         return "all" not in self.requested
+
+    def region_level(self) -> tuple[float, str]:
+        """The PRoA level ``ρ`` and where it comes from: the settings, else the config's
+        ``loss.rho``, else the model's own ``proa_level``, else 0.9."""
+        if self.settings.alignment.rho is not None:
+            return float(self.settings.alignment.rho), "settings"
+        loss = getattr(self.config, "loss", None)
+        if loss is not None:
+            return float(loss.rho), "config loss.rho"
+        if hasattr(self.model, "proa_level"):
+            return float(self.model.proa_level), "model proa_level"
+        return 0.9, "default 0.9"
 
 
 # --------------------------------------------------------------------------- suites
@@ -395,6 +412,8 @@ def rigorous_suite(r: _Run) -> None:
         add_result(r.record, e)
     for v in res.verdicts:
         r.verdict(v, "rigorous")
+    if "worst_case" in res.masks:
+        r.masks["rigorous/worst_case"] = res.masks["worst_case"]
 
 
 def alignment_suite(r: _Run) -> None:
@@ -409,7 +428,7 @@ def alignment_suite(r: _Run) -> None:
         r.verdict(verdict("aligned_stability", "n/a", str(e)), "alignment")
         return
     a = r.settings.alignment
-    rho, rho_source = _config_rho(r.settings, r.config)
+    rho, rho_source = r.region_level()
     r.bar.stage("alignment")
     rep = r.state.compute("alignment/report", lambda: to_jsonable(alignment_report(
         r.model, a, x=r.X.to(r.device), y=r.Y.to(r.device), rho=rho, progress=r.bar.stage,
@@ -434,79 +453,22 @@ def alignment_suite(r: _Run) -> None:
                    "test points with W_y(h(T)) < rho", mean_dW_dt=c["mean_dW_dt"],
             l_con_test=c["l_con_test"], terminal_in_proa_rate=c["terminal_in_proa_rate"],
             rho=rep["rho"]))
+    ri = rep.get("reverse_inclusion")
+    if ri:
+        for key, num, den, what in (
+                ("reverse@h0", "h0_inside_correct", "correct", "correct test points whose h(0) "
+                 "lies in {W_y < rho}"),
+                ("reverse@hT", "hT_inside_correct", "correct", "correct test points whose h(T) "
+                 "lies in {W_y < rho}"),
+                ("roa_in_proa", "roa_in_proa_count", "in_basin", "test points whose h(0) flows "
+                 "to c_y by the horizon that start in {W_y < rho}")):
+            add_result(r.record, result_entry(
+                f"alignment/{key}", "alignment", "alignment", ri[num], ri[den],
+                solver=r.solver, seed=a.seed, metric=f"reverse inclusion: {what}",
+                rho=rep["rho"], tau=ri["tau"], horizon=ri["horizon"],
+                per_class={k: (v[num] / v[den] if v[den] else None)
+                           for k, v in ri["per_class"].items()}))
     r.verdict(checks.check_aligned_stability(rep, r.settings.aligned_threshold), "alignment")
-
-
-def certify_suite(r: _Run) -> None:
-    """Certified accuracy at ``certify_eps`` (Prop. 6) and its checks."""
-    from ..analysis.certify import (UnsupportedLayerError, certified_radius,
-                                    empirical_lipschitz, extractor_lipschitz, lyapunov_lipschitz)
-    s, model = r.settings, r.model
-    head = getattr(model, "head", None)
-
-    def na(reason: str) -> None:
-        r.record["suites"].setdefault("certify", {"keys": [], "wall_time_s": None})
-        r.verdict(verdict("certificate_condition", "n/a", reason), "certify")
-
-    if head is None or not hasattr(head, "convex") or not hasattr(model, "features"):
-        msg = (f"the certify suite needs a Zubov-Net (a Lyapunov head); "
-               f"{type(model).__name__} has none")
-        if r.explicit("certify"):
-            from ..errors import SuiteNotApplicableError
-            raise SuiteNotApplicableError(msg)
-        return na(msg)
-    try:
-        L_phi = extractor_lipschitz(model.extractor, tuple(r.X.shape[1:]))
-        L_g = lyapunov_lipschitz(head).to(r.device)
-    except UnsupportedLayerError as e:
-        if r.explicit("certify"):
-            raise
-        return na(str(e))
-    rho, rho_source = _config_rho(s, r.config)
-    r.bar.stage("certify")
-    with torch.no_grad():
-        h0 = torch.cat([model.features(r.X[i:i + 512].to(r.device)) for i in range(0, r.n, 512)])
-        Yd = r.Y.to(r.device)
-        W0 = model.lyapunov(h0, Yd)
-        dist0 = (h0 - model.equilibria[Yd]).norm(dim=1)
-    radius = certified_radius(W0, dist0, L_g[Yd], float(head.delta), L_phi, rho).cpu()
-    correct = r.clean_correct
-    g = torch.Generator().manual_seed(r.seed)
-    pick = torch.randperm(r.n, generator=g)[:s.certify_lipschitz_points]
-    L_emp = empirical_lipschitz(model.extractor, r.X[pick].to(r.device), generator=g)
-    cond = ("conditional on forward invariance of {W_y < rho} and disjoint regions (Props. 3-5); "
-            "the alignment rate measures the first")
-    if "alignment" in r.record:
-        horizons = r.record["alignment"]["horizons"]
-    else:
-        from ..analysis.alignment import AlignmentError, alignment_report
-        try:
-            horizons = alignment_report(model, s.alignment, rho=rho)["horizons"]
-        except AlignmentError:
-            horizons = None
-    ar = None if horizons is None else horizons[list(horizons)[-1]]["aligned"]
-    r.record["certify"] = to_jsonable({
-        "L_phi": L_phi, "L_phi_empirical_lower": L_emp, "L_g_max": float(L_g.max()),
-        "L_g_mean": float(L_g.mean()), "delta": float(head.delta), "rho": rho,
-        "rho_source": rho_source, "norm": "Linf (image) -> L2 (state)",
-        "h0_in_proa": float((W0.cpu() < rho).float().mean()),
-        "median_radius": float(radius.median()),
-        "median_radius_correct": float(radius[correct].median()) if correct.any() else None,
-        "alignment_rate_10T": ar, "condition": cond})
-    for eps in s.certify_eps:
-        cert = correct & (radius >= eps)
-        add_result(r.record, result_entry(
-            f"certify@{eps_label(eps)}", "certify", "certified (Prop. 6)", int(cert.sum()), r.n,
-            solver=r.solver, eps=eps, eps_label=eps_label(eps), norm="Linf",
-            median_radius=float(radius.median()), L_phi=L_phi, L_g_max=float(L_g.max()),
-            alignment_rate_10T=ar, condition=cond))
-    r.verdict(checks.check_lipschitz_bound(L_phi, L_emp), "certify")
-    r.verdict(checks.check_certificate_condition(ar, s.aligned_threshold), "certify")
-    worst = r.record["results"].get("rigorous/worst_case")
-    if worst is not None and worst.get("accuracy") is not None:
-        e = worst.get("eps") or 0.0
-        c_acc = float((correct & (radius >= e)).float().mean())
-        r.verdict(checks.check_certified_vs_empirical(c_acc, worst["accuracy"], e), "certify")
 
 
 SUITES: dict[str, Callable[[_Run], None]] = {
@@ -514,13 +476,6 @@ SUITES: dict[str, Callable[[_Run], None]] = {
     "strong": strong_suite, "rigorous": rigorous_suite, "alignment": alignment_suite,
     "certify": certify_suite}
 """Every suite, in the order :func:`evaluate` runs them."""
-
-
-def _config_rho(s: EvalSettings, config: Any) -> tuple[float, str]:
-    if s.alignment.rho is not None:
-        return float(s.alignment.rho), "settings"
-    loss = getattr(config, "loss", None)
-    return ((float(loss.rho), "config loss.rho") if loss is not None else (0.9, "default 0.9"))
 
 
 def evaluate(model: nn.Module, dataset, suite: str | Iterable[str] = "clean", n: int = 1000,
@@ -580,6 +535,7 @@ def evaluate(model: nn.Module, dataset, suite: str | Iterable[str] = "clean", n:
     record["model"]["given_training"] = given_training
     record["suites_requested"] = suites
     key = fingerprint({"checkpoint": checkpoint, "epoch": (meta or {}).get("epoch"),
+                       "overrides": (meta or {}).get("overrides"),
                        "suites": suites, "n": n, "seed": seed, "subset": subset,
                        "batch_size": batch_size, "settings": to_jsonable(s),
                        "surrogates": [sn for sn, _ in _surrogates(surrogate)],

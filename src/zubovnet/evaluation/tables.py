@@ -16,6 +16,11 @@ Markdown table, one row per record (its model name); a number a record lacks is 
             variant at 10T, trajectory containment (Prop. 5), mean dW/dt (Table V), max
             ‖f(c_i)‖, the paper's l_con on test trajectories and training time — records of one model (its suites'
             files) are merged by model name first
+``certified`` clean, corruption mean, rigorous worst case, AR@10T, the reverse inclusion
+            (``h(0)`` of correct points in their region; RoA ⊂ PRoA), certified accuracy in
+            L2 and L∞ at every radius of the records, the certificate (unconditional or
+            conditional), training seconds per step and the clean pass's wall time —
+            merged by model name, the record with more images winning where both hold a key
 =========== ==============================================================================
 
 Run-folder layouts (``zubovnet reproduce``, ``docs/reproduce.md``): :func:`layout_columns`
@@ -46,7 +51,7 @@ __all__ = ["LAYOUTS", "TABLE1_CORRUPTIONS", "TABLE2_ATTACKS", "render_table", "t
            "layout_note"]
 
 DASH = "—"
-LAYOUTS = ("table1", "table2", "table3", "rigorous", "alignment")
+LAYOUTS = ("table1", "table2", "table3", "rigorous", "alignment", "certified")
 TABLE1_CORRUPTIONS = (("Gaussian", "gaussian_noise"), ("Glass", "glass_blur"),
                       ("Shot", "shot_noise"), ("Impulse", "impulse_noise"),
                       ("Speckle", "speckle_noise"), ("Motion", "motion_blur"),
@@ -172,6 +177,46 @@ def render_alignment_table(records: Iterable[dict]) -> str:
     return _md(header, rows) + "\n"
 
 
+def _steps(rec: dict) -> Optional[int]:
+    t = (rec.get("config") or {}).get("train") or {}
+    if t.get("epochs") and t.get("max_steps_per_epoch"):
+        return int(t["epochs"]) * int(t["max_steps_per_epoch"])
+    return None
+
+
+def render_certified_table(records: Iterable[dict]) -> str:
+    """The certified layout (module docstring)."""
+    from .records import merge_records
+    ordered = sorted(records, key=lambda r: (r.get("data") or {}).get("n") or 0)
+    merged = merge_records(ordered)
+    l2, linf = [], []
+    for r in merged:
+        for k, e in r.get("results", {}).items():
+            if k.startswith("certify/l2@") and e.get("eps") not in [x[0] for x in l2]:
+                l2.append((e.get("eps"), k[len("certify/l2@"):]))
+            if k.startswith("certify/linf@") and e.get("eps") not in [x[0] for x in linf]:
+                linf.append((e.get("eps"), k[len("certify/linf@"):]))
+    l2.sort(key=lambda t: t[0])
+    linf.sort(key=lambda t: t[0])
+    header = (["Model", "Clean", "Corr. mean", "Worst case", "AR@10T", "h(0) in region",
+               "RoA ⊂ PRoA"] + [f"L2 {lab}" for _, lab in l2] +
+              [f"L∞ {lab}" for _, lab in linf] + ["Certificate", "s/step", "clean pass (s)"])
+    rows = []
+    for r in merged:
+        cert = (r.get("certify") or {}).get("certificate")
+        tt, st = (r.get("model") or {}).get("train_time_s"), _steps(r)
+        rows.append([_name(r), _fmt(_acc("clean")(r), 1), _fmt(_corruption_mean(r), 1),
+                     _fmt(_acc("rigorous/worst_case")(r), 1),
+                     _fmt(_acc("alignment/ar@10T")(r), 1),
+                     _fmt(_acc("alignment/reverse@h0")(r), 1),
+                     _fmt(_acc("alignment/roa_in_proa")(r), 1)]
+                    + [_fmt(_acc(f"certify/l2@{lab}")(r), 1) for _, lab in l2]
+                    + [_fmt(_acc(f"certify/linf@{lab}")(r), 1) for _, lab in linf]
+                    + [cert or DASH, _num(tt / st if (tt and st) else None, ".2f"),
+                       _num((r.get("wall_time_s") or {}).get("clean"), ".1f")])
+    return _md(header, rows) + "\n"
+
+
 def _mark(rec: dict, layout: str, header: str) -> str:
     """The mark of an AutoAttack cell: ``"†"`` where its run was not the reference
     configuration, ``"‡"`` where the reference raised one of its own warnings (the
@@ -198,6 +243,8 @@ def render_table(records: Iterable[dict], layout: str, digits: int = 2,
     records = list(records)
     if layout == "alignment":
         return render_alignment_table(records)
+    if layout == "certified":
+        return render_certified_table(records)
     cols = table_columns(layout)
     header = ["Model"] + [h for h, _ in cols]
     values = [[g(r) for _, g in cols] for r in records]

@@ -10,12 +10,14 @@ and ``l_con = e^{−2V}(∇V·f + Φ)²``, computed in that form with ``∇V·f`
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 
 __all__ = ["directional_derivative", "zubov_phi", "zubov_residual", "consistency_loss",
-           "separation_loss", "zubov_target", "trajectory_target_loss"]
+           "separation_loss", "zubov_target", "trajectory_target_loss", "inside_loss",
+           "lipschitz_penalty"]
 
 
 def directional_derivative(fn: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor,
@@ -98,3 +100,31 @@ def trajectory_target_loss(W: torch.Tensor, W_target: torch.Tensor) -> torch.Ten
     """``mean (W(h) − W*(h))²``: the Lyapunov function matches Zubov's solution along the
     flow at sampled states (``W_target`` from :func:`zubov_target`, detached)."""
     return (W - W_target.detach()).pow(2).mean()
+
+
+def inside_loss(V_y: torch.Tensor, rho: float, margin: float, form: str = "V",
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The data inside their own region: ``W_y(h(0)) ≤ ρ − m`` as a hinge, averaged over the
+    batch (``weight``: ``(B,)`` 0/1 per point, e.g. the correctly classified ones; the mean is
+    still over all ``B``, so the term grows with the share it applies to).
+
+    ``form="V"``: ``relu(V_y − V_m)`` with ``V_m = −ln(1 − ρ + m)`` (the same constraint on
+    ``V``; its gradient ``∇V_y`` does not fade far outside the region); ``form="W"``:
+    ``relu(W_y − (ρ − m))`` (gradient ``e^{−V_y}∇V_y``, vanishing where ``V_y`` is large).
+    ``V_y``: ``(B,)`` energies of each point's own class at ``h(0)``."""
+    level = rho - margin
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"the target level rho - margin must lie in (0, 1), got {level:g}")
+    if form == "V":
+        hinge = torch.relu(V_y - (-math.log1p(-level)))
+    elif form == "W":
+        hinge = torch.relu(-torch.expm1(-V_y) - level)
+    else:
+        raise ValueError(f"inside form must be 'V' or 'W', got {form!r}")
+    return (hinge if weight is None else hinge * weight).mean()
+
+
+def lipschitz_penalty(bound: torch.Tensor, target: float) -> torch.Tensor:
+    """``mean_k relu(L̂_k − target)``: the per-class gradient bound ``L̂`` of the convex network
+    (the certificate's own, differentiable) pushed below ``target``."""
+    return torch.relu(bound - target).mean()

@@ -103,6 +103,34 @@ class PIACNN(nn.Module):
                 u = F.softplus(self.u_layers[i](u))
         return cond
 
+    def gradient_bound(self, cond: list[tuple], dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Upper bound of ``sup_x ‖∇_x g(x, c_k)‖₂`` per class: ``(L,)``, differentiable.
+
+        ``∇z_{i+1} = diag(σ') [A_i^(z) diag(a_i^(z)) ∇z_i + A_i^(x) diag(a_i^(x))]`` with
+        ``σ' ∈ [0, 1]`` (softplus, ReLU; the last layer is linear), so
+        ``L_{z_{i+1}} ≤ ‖A_i^(z) diag(a_i^(z))‖₂ L_{z_i} + ‖A_i^(x) diag(a_i^(x))‖₂`` with exact
+        spectral norms; ``cond`` from :meth:`condition`.  ``dtype`` (e.g. float64) casts the
+        weights first."""
+        L = cond[0][2].shape[0]
+        Lz = None
+        for i, (az, ax, _bias) in enumerate(cond):
+            Ax = self.x_layers[i].weight
+            Ax = Ax if dtype is None else Ax.to(dtype)
+            Mx = Ax.unsqueeze(0).expand(L, -1, -1)
+            if ax is not None:
+                Mx = Mx * (ax if dtype is None else ax.to(dtype)).unsqueeze(1)
+            nx = torch.linalg.matrix_norm(Mx, ord=2)
+            if i == 0:
+                Lz = nx
+                continue
+            Az = self.z_layers[i - 1].weight
+            Az = Az if dtype is None else Az.to(dtype)
+            Mz = Az.unsqueeze(0).expand(L, -1, -1)
+            if az is not None:
+                Mz = Mz * (az if dtype is None else az.to(dtype)).unsqueeze(1)
+            Lz = torch.linalg.matrix_norm(Mz, ord=2) * Lz + nx
+        return Lz
+
     def forward(self, x: torch.Tensor, cond: list[tuple], cls: torch.Tensor | None = None):
         if cls is not None:
             cond = [tuple(None if t is None else t[cls] for t in layer) for layer in cond]
@@ -146,6 +174,20 @@ class ICNN(nn.Module):
 
     def condition(self, C: torch.Tensor):
         return None
+
+    def gradient_bound(self, cond=None, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Upper bound of ``sup_x ‖∇g_l(x)‖₂`` per class ``l``: ``(L,)``, differentiable (the
+        recursion of :meth:`PIACNN.gradient_bound` without attention)."""
+        cast = (lambda t: t) if dtype is None else (lambda t: t.to(dtype))   # noqa: E731
+        Lz = None
+        for i in range(self.k):
+            nx = torch.linalg.matrix_norm(cast(self.wx[i]), ord=2)
+            if i == 0:
+                Lz = nx
+                continue
+            Wz = F.softplus(cast(self.wz_raw[i - 1]))
+            Lz = torch.linalg.matrix_norm(Wz, ord=2) * Lz + nx
+        return Lz
 
     def _eval(self, x: torch.Tensor, sl) -> torch.Tensor:
         # x: (..., L', d) with weights selected by sl (a slice or index tensor)

@@ -5,11 +5,15 @@ and std is the first layer, so attacks and corruptions act in pixel space.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+from .lipschitz import AOLConv2d, AOLLinear, MaxMin
+
 __all__ = ["Normalize", "ResNet18Extractor", "SmallCNN", "MLPExtractor", "IdentityExtractor",
-           "build_extractor"]
+           "LipschitzCNN", "build_extractor"]
 
 
 class Normalize(nn.Module):
@@ -99,8 +103,67 @@ class IdentityExtractor(nn.Module):
         return self.normalize(x).flatten(1)
 
 
+class LipschitzCNN(nn.Module):
+    """The small CNN's family made 1-Lipschitz (``docs/certified.md``): 3×3 AOL convolutions of
+    ``widths`` with MaxMin activations (:mod:`zubovnet.models.lipschitz`), no batch norm, and an
+    AOL linear map of the flattened map to ``d``:
+    ``‖φ(x) − φ(x')‖₂ ≤ ‖x − x'‖₂ / min(std)``.  Where the small CNN halves the resolution
+    with a stride-2 convolution, this one uses invertible downsampling (``PixelUnshuffle(2)``:
+    each 2×2 block becomes 4 channels, an isometry) before a stride-1 convolution, so that the
+    signal is not thinned by ``≈ 1/2`` at every stride of a norm-bounded convolution.  The input
+    normalisation counts in the bound (subtracting the mean is an isometry, dividing by ``std``
+    multiplies the constant by ``1/min(std)``), so the certified configs leave ``std`` at 1.
+    Input ``(B, C, H, W)`` in [0, 1]; output ``(B, d)``; every width even (MaxMin pairs
+    channels); the map must stay even while it is halved."""
+
+    def __init__(self, in_channels: int, dim: int, image_size: int = 28, widths=(32, 64, 128),
+                 mean=None, std=None):
+        super().__init__()
+        if any(w % 2 for w in widths):
+            raise ValueError(f"LipschitzCNN widths must be even (MaxMin pairs channels), got "
+                             f"{list(widths)}")
+        layers: list[nn.Module] = []
+        c, size = in_channels, image_size
+        for i, w in enumerate(widths):
+            if i > 0 and size >= 8 and size % 2 == 0:
+                layers.append(nn.PixelUnshuffle(2))
+                c, size = 4 * c, size // 2
+            layers += [AOLConv2d(c, w, 3, stride=1, padding=1), MaxMin()]
+            c = w
+        self.normalize = Normalize(mean, std, in_channels)
+        self.features = nn.Sequential(*layers)
+        self.fc = AOLLinear(c * size * size, dim)
+        self.input_shape = (in_channels, image_size, image_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(self.normalize(x)).flatten(1))
+
+    def lipschitz_by_construction(self, norm: str = "l2") -> float:
+        """``sup ‖φ(x) − φ(x')‖₂ / ‖x − x'‖`` from the construction alone: ``1/min(std)`` in L2
+        (every layer ≤ 1), ``√n/min(std)`` from L∞ (``‖δ‖₂ ≤ √n ‖δ‖_∞``, ``n`` input values)."""
+        s = 1.0 / float(self.normalize.std.min())
+        if norm == "l2":
+            return s
+        if norm == "linf":
+            return s * math.sqrt(math.prod(self.input_shape))
+        raise ValueError(f"norm must be 'l2' or 'linf', got {norm!r}")
+
+    def plain_layers(self) -> list[nn.Module]:
+        """The same map as plain modules (``Normalize``, ``nn.Conv2d`` with the effective
+        kernels, ``MaxMin``, ``nn.Flatten``, ``nn.Linear``), for the computed Lipschitz bounds."""
+        out: list[nn.Module] = [self.normalize]
+        for m in self.features:
+            out.append(m.as_conv2d() if isinstance(m, AOLConv2d) else m)
+        lin = nn.Linear(self.fc.weight.shape[1], self.fc.weight.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(self.fc.effective_weight())
+            lin.bias.copy_(self.fc.bias)
+        return out + [nn.Flatten(), lin.to(self.fc.weight.device)]
+
+
 def build_extractor(cfg) -> nn.Module:
-    """Extractor named by ``cfg.extractor`` (``resnet18 | cnn | mlp | identity``) for a ModelConfig."""
+    """Extractor named by ``cfg.extractor`` (``resnet18 | cnn | mlp | identity |
+    lipschitz_cnn``) for a ModelConfig."""
     if cfg.extractor == "resnet18":
         return ResNet18Extractor(cfg.in_channels, cfg.state_dim, cfg.mean, cfg.std)
     if cfg.extractor == "cnn":
@@ -115,4 +178,8 @@ def build_extractor(cfg) -> nn.Module:
         if n != cfg.state_dim:
             raise ValueError(f"identity extractor needs state_dim == {n} (input size), got {cfg.state_dim}")
         return IdentityExtractor(cfg.mean, cfg.std, cfg.in_channels)
-    raise ValueError(f"unknown extractor {cfg.extractor!r}; choose resnet18, cnn, mlp or identity")
+    if cfg.extractor == "lipschitz_cnn":
+        return LipschitzCNN(cfg.in_channels, cfg.state_dim, cfg.image_size, tuple(cfg.cnn_widths),
+                            cfg.mean, cfg.std)
+    raise ValueError(f"unknown extractor {cfg.extractor!r}; choose resnet18, cnn, mlp, identity "
+                     "or lipschitz_cnn")

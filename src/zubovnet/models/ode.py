@@ -81,11 +81,19 @@ class Dynamics(nn.Module):
 
     def forward(self, t: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:  # noqa: D401
         self.nfe += 1
-        return self.net(h)
+        return self.field(h)
 
     def field(self, h: torch.Tensor) -> torch.Tensor:
         """``f(h)`` without touching the NFE counter (losses, samplers, analysis)."""
         return self.net(h)
+
+    def nominal(self, h: torch.Tensor) -> torch.Tensor:
+        """The learned field before any construction acts on it (here: ``f`` itself)."""
+        return self.net(h)
+
+    def adjoint_parameters(self) -> tuple:
+        """The parameters the adjoint solve differentiates (the field's own)."""
+        return tuple(self.parameters())
 
     def reset_nfe(self) -> None:
         self.nfe = 0
@@ -154,7 +162,7 @@ class ODEBlock(nn.Module):
         try:
             if self.adjoint:
                 traj = odeint_adjoint(f, h0, t, rtol=rtol, atol=atol, method=self.solver,
-                                      options=options, adjoint_params=tuple(f.parameters()))
+                                      options=options, adjoint_params=f.adjoint_parameters())
             else:
                 traj = odeint(f, h0, t, rtol=rtol, atol=atol, method=self.solver, options=options)
         except AssertionError as e:  # torchdiffeq asserts on dt underflow and the step budget

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .lyapunov import LyapunovHead
+from .lyapunov import InvariantDynamics, LyapunovHead
 from .ode import Dynamics, ODEBlock
 from .output import ModelOutput
 
@@ -18,15 +18,27 @@ class ZubovNet(nn.Module):
 
     ``forward_all(x)`` returns a :class:`ModelOutput` with the trajectory, energies and the
     auxiliary logits; :meth:`energy` / :meth:`lyapunov` evaluate ``V`` / ``W`` at any state.
+    ``proa_level`` is the level ``ρ`` of the prescribed regions ``{W_y < ρ}`` (``loss.rho``);
+    ``invariant`` says whether they are forward invariant by construction
+    (:class:`~zubovnet.models.lyapunov.InvariantDynamics`), ``region_geometry`` gives the
+    numbers behind it (:func:`~zubovnet.models.lyapunov.region_geometry`; ``None`` when off).
     """
 
     default_objective = "zubov"
 
-    def __init__(self, extractor: nn.Module, ode: ODEBlock, head: LyapunovHead):
+    def __init__(self, extractor: nn.Module, ode: ODEBlock, head: LyapunovHead,
+                 proa_level: float = 0.9):
         super().__init__()
         self.extractor = extractor
         self.ode = ode
         self.head = head
+        self.proa_level = float(proa_level)
+        self.region_geometry: dict | None = None
+
+    @property
+    def invariant(self) -> bool:
+        """True when the regions are forward invariant by construction."""
+        return isinstance(self.ode.dynamics, InvariantDynamics)
 
     # --- parts -------------------------------------------------------------------------
     @property

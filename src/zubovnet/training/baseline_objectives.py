@@ -1,5 +1,5 @@
-"""Objectives of the stability baselines (paper §IV-A; ``docs/baselines.md``): SODEF, LyaNet,
-FxTS-Net.
+"""Objectives of the baselines (paper §IV-A; ``docs/baselines.md``): SODEF, LyaNet, FxTS-Net,
+and Lipschitz-margin training of the 1-Lipschitz CNN (``docs/certified.md``).
 
 Each is registered with :func:`~zubovnet.training.objectives.register_objective` and is the
 ``default_objective`` of its model.  The losses are small pure functions (formula in the
@@ -13,6 +13,7 @@ cross-entropy (``ce``).
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable, Iterator
 
 import torch
@@ -24,7 +25,8 @@ from ..losses import directional_derivative
 from .objectives import _accuracy, register_objective
 
 __all__ = ["sodef_regularizers", "lyapunov_violation", "fixed_time_violation", "field_jacobian",
-           "SODEFObjective", "LyaNetObjective", "FxTSObjective"]
+           "lipschitz_margin_loss", "SODEFObjective", "LyaNetObjective", "FxTSObjective",
+           "LipschitzMarginObjective"]
 
 
 # --------------------------------------------------------------------------- SODEF
@@ -232,3 +234,41 @@ class FxTSObjective:
         return loss, {"loss": loss.item(), "L_ce": ce.item(), "L_fxts": viol.mean().item(),
                       "violating": (viol > 0).float().mean().item(), "V_mean": V.mean().item(),
                       "acc": _accuracy(out.logits, y), "nfe": float(model.ode.last_nfe)}
+
+
+# --------------------------------------------------------------------------- Lipschitz margin
+def lipschitz_margin_loss(logits: torch.Tensor, y: torch.Tensor, margin: float,
+                          temperature: float, lipschitz: float = 1.0) -> torch.Tensor:
+    """Lipschitz-margin training (Tsuzuku, Sato & Sugiyama 2018), with a temperature::
+
+        L = CE( τ (ℓ + √2 · L · m · (1 − e_y)), y ) / τ
+
+    For logits that are ``L``-Lipschitz in L2, a margin ``ℓ_y − ℓ_j ≥ √2 L m`` for every
+    ``j ≠ y`` certifies the L2 ball of radius ``m``; the loss asks for it.  ``logits``:
+    ``(B, K)``; ``y``: ``(B,)``."""
+    shift = (math.sqrt(2.0) * lipschitz * margin) * (1.0 - F.one_hot(y, logits.shape[1]).to(
+        logits.dtype))
+    return F.cross_entropy(temperature * (logits + shift), y) / temperature
+
+
+@register_objective("lipschitz_margin")
+class LipschitzMarginObjective:
+    """:func:`lipschitz_margin_loss` with ``baseline.lipschitz.margin`` and ``temperature``, on
+    the model's logits; ``L`` is the model's construction bound when it has one
+    (``extractor.lipschitz_by_construction("l2")``), else 1."""
+
+    def __init__(self, cfg: Config):
+        b = cfg.baseline.lipschitz
+        self.margin, self.temperature = b.margin, b.temperature
+
+    def __call__(self, model, x, y):
+        logits = model(x)
+        ext = getattr(model, "extractor", None)
+        L = ext.lipschitz_by_construction("l2") if hasattr(ext, "lipschitz_by_construction") \
+            else 1.0
+        loss = lipschitz_margin_loss(logits, y, self.margin, self.temperature, L)
+        with torch.no_grad():
+            top2 = logits.topk(2, dim=1).values
+            logs = {"loss": loss.item(), "acc": _accuracy(logits, y),
+                    "margin_mean": (top2[:, 0] - top2[:, 1]).mean().item()}
+        return loss, logs

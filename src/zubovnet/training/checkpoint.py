@@ -240,19 +240,27 @@ def checkpoint_config(path: str | Path) -> dict:
     return _read(Path(path))[0].get("config") or {}
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                    overrides: list[str] | None = None):
     """Load ``(model, cfg, meta)`` from a checkpoint; the model is in eval mode on ``device``.
 
     ``meta`` holds ``epoch``, ``metrics`` (per-epoch history) and ``path`` (the epoch folder).
+    ``overrides``: ``section.key=value`` changes to the saved configuration before the model is
+    built (e.g. ``model.invariance.enabled=true`` evaluates the same weights with the regions
+    made invariant); they must leave the parameters' names and shapes unchanged, and are
+    recorded in ``meta["overrides"]``.
     """
+    from ..config import apply_overrides
     from ..models import build_model
     meta, ck = _read(Path(path))
-    cfg = config_from_dict(meta["config"])
+    cfg = config_from_dict(apply_overrides(meta["config"], overrides))
     model = build_model(cfg)
     model.load_state_dict(_load_weights(ck / "model.safetensors"))
     model.to(device).eval()
     meta = {k: v for k, v in meta.items() if k not in ("optimizer", "scheduler", "rng")}
     meta["path"] = str(ck)
+    if overrides:
+        meta["overrides"] = list(overrides)
     return model, cfg, meta
 
 

@@ -14,6 +14,7 @@ training (:mod:`~zubovnet.training.adversarial`) register themselves when import
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable
 
 import torch
@@ -22,8 +23,8 @@ from torch import nn
 
 from ..config import Config
 from ..losses import (auxiliary_loss, classification_loss, consistency_loss,
-                      directional_derivative, separation_loss, trajectory_target_loss,
-                      zubov_phi, zubov_target)
+                      directional_derivative, inside_loss, lipschitz_penalty, separation_loss,
+                      trajectory_target_loss, zubov_phi, zubov_target)
 from ..sampling import boundary_directions, boundary_points, counterexamples, region_points
 from .timing import part
 
@@ -82,16 +83,18 @@ def zubov_consistency(model: nn.Module, h: torch.Tensor, cls: torch.Tensor,
                       inequality: bool = False, weight: str = "zubov") -> torch.Tensor:
     """``l_con^y(h) = e^{−2V_y}(∇V_y·f + Φ_y)²`` per point; ``h``: ``(N, d)``, ``cls``: ``(N,)``.
 
-    ``∇V_y·f`` is one JVP of ``h ↦ V(h, c_y)`` along ``f(h)``; ``Φ_y = ‖h − c_y‖²``.
+    ``∇V_y·f`` is one JVP of ``h ↦ V(h, c_y)`` along ``f(h)``; ``Φ_y = ‖h − c_y‖²``.  ``f`` is
+    the learned field before any construction (``dynamics.nominal``): with regions invariant by
+    construction the losses still train ``f`` itself, the projection only guarantees.
     """
-    f = model.dynamics.field(h)
+    f = model.dynamics.nominal(h)
     V, V_dot = directional_derivative(lambda z: model.energy(z, cls), h, f)
     return consistency_loss(V, V_dot, zubov_phi(h, model.equilibria[cls]), inequality, weight)
 
 
 def equilibrium_field(model: nn.Module) -> torch.Tensor:
-    """``f(c_i)`` for every equilibrium: ``(L, d)``."""
-    return model.dynamics.field(model.equilibria.detach())
+    """``f(c_i)`` for every equilibrium (the learned field, ``dynamics.nominal``): ``(L, d)``."""
+    return model.dynamics.nominal(model.equilibria.detach())
 
 
 def equilibrium_jacobians(model: nn.Module) -> torch.Tensor:
@@ -106,7 +109,7 @@ def equilibrium_jacobians(model: nn.Module) -> torch.Tensor:
     with fwAD.dual_level():
         x = fwAD.make_dual(C.repeat_interleave(d, 0),
                            torch.eye(d, device=C.device, dtype=C.dtype).repeat(L, 1))
-        cols = fwAD.unpack_dual(model.dynamics.field(x)).tangent      # (L·d, d): J_i e_j
+        cols = fwAD.unpack_dual(model.dynamics.nominal(x)).tangent    # (L·d, d): J_i e_j
     return cols.view(L, d, -1).transpose(1, 2)
 
 
@@ -129,7 +132,16 @@ class ZubovObjective:
       identically at ``c_i``, where ``∇V = 0`` and ``Φ = 0``);
     * ``L_stab = mean_i relu(λ_max(½(J_i + J_iᵀ)) + m)``, ``J_i = ∂f/∂h(c_i)``: the flow
       contracts at rate ``m`` near each ``c_i`` (a fixed point can repel; ``l_con`` is fourth
-      order in ``h − c_i`` there and does not see it).
+      order in ``h − c_i`` there and does not see it);
+    * ``L_in`` (:func:`~zubovnet.losses.inside_loss`): the data inside their own region,
+      ``W_y(h(0)) ≤ ρ − m`` (``loss.lambda_inside``, ``inside_margin``, ``inside_form``), on
+      the correctly classified points of the batch (``inside_points: correct``): pulling points
+      whose features do not yet separate the classes towards ``c_y`` drags them to the
+      centroid of the equilibria (measured: ``docs/certified.md``);
+    * ``L_lip`` (:func:`~zubovnet.losses.lipschitz_penalty`): the certificate's bound of
+      ``‖∇g‖`` per class below ``loss.lipschitz_target`` (``loss.lambda_lipschitz``).
+    The Zubov terms constrain the learned field ``f`` (``dynamics.nominal``), also when the
+    model's field is projected for invariance by construction (``docs/certified.md``).
     A term whose weight is 0 is not computed (the ablations of Table V).  With
     ``model.equilibria.assignment: data`` the rows of ``C`` are matched to the classes once, at
     the start of training (:meth:`prepare`).  Formulas and measurements: ``docs/alignment.md``.
@@ -188,6 +200,22 @@ class ZubovObjective:
                 total = total + self._equilibrium_terms(model, logs)
         if lc.lambda_sep > 0:
             total = total + lc.lambda_sep * self._separation(model, y, logs)
+        if lc.lambda_inside > 0:
+            with part(t, "inside"):
+                V0 = model.energy(out.trajectory[0], y)
+                pick = ((out.logits.detach().argmax(1) == y).to(V0.dtype)
+                        if lc.inside_points == "correct" else None)
+                L_in = inside_loss(V0, lc.rho, lc.inside_margin, lc.inside_form, pick)
+                total = total + lc.lambda_inside * L_in
+            logs["L_inside"] = L_in.item()
+            logs["h0_inside"] = (V0.detach() < -math.log1p(-lc.rho)).float().mean().item()
+        if lc.lambda_lipschitz > 0:
+            with part(t, "lipschitz"):
+                bound = model.head.gradient_bound()
+                L_lip = lipschitz_penalty(bound, lc.lipschitz_target)
+                total = total + lc.lambda_lipschitz * L_lip
+            logs["L_lip"] = L_lip.item()
+            logs["L_g_max"] = bound.detach().max().item()
         logs["loss"] = total.item()
         return total, logs
 

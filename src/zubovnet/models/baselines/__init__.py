@@ -11,12 +11,13 @@ projnode       Proj-NODE (Kolter & Manek 2019)                              ``ce
 sodef          SODEF (Kang et al. 2021)                                     ``sodef``
 lyanet         LyaNet (Rodriguez et al. 2022)                               ``lyanet``
 fxts           FxTS-Net (Luo et al. 2025)                                   ``fxts``
+lipschitz_cnn  1-Lipschitz CNN + AOL head (Lipschitz-margin training)      ``lipschitz_margin``
 =============  ==========================================================  =====================
 """
 from ...config import Config
 from ..extractors import build_extractor
 from ..registry import register_model
-from . import fxts, lyanet, neural_ode, projnode, sodef  # noqa: F401
+from . import fxts, lipschitz_cnn, lyanet, neural_ode, projnode, sodef  # noqa: F401
 from .neural_ode import FeedForward
 
 

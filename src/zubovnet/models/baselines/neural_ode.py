@@ -58,6 +58,10 @@ class FeedForward(nn.Module):
     def features(self, x):
         return self.extractor(x)
 
+    def linear_head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W, b)`` with ``model(x) = W φ(x) + b`` (the margin certificate)."""
+        return self.fc.weight, self.fc.bias
+
     def forward_all(self, x) -> ModelOutput:
         h = self.features(x)
         return ModelOutput(trajectory=h.unsqueeze(0), logits=self.fc(h))

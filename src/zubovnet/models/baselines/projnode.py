@@ -24,34 +24,18 @@ robustness numbers beside the black-box ones.
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ...config import Config
 from ..convex import ICNN
 from ..extractors import build_extractor
-from ..lyapunov import smooth_relu
+from ..lyapunov import project_field, smooth_relu, value_and_grad
 from ..ode import Dynamics, ODEBlock
 from ..registry import register_model
 from .neural_ode import NeuralODE
 
 __all__ = ["ConvexLyapunov", "ProjectedDynamics", "ProjNODE", "project_field", "build_projnode"]
-
-
-def project_field(fhat: torch.Tensor, V: torch.Tensor, grad_V: torch.Tensor, a: float = 0.01,
-                  tiny: float = 1e-12) -> torch.Tensor:
-    """``f = f̂ − ∇V · relu(∇V·f̂ + aV) / ‖∇V‖²`` (Kolter & Manek 2019, eq. 14).
-
-    ``fhat``, ``grad_V``: ``(..., d)``; ``V``: ``(...)``.  Returns ``(..., d)`` with
-    ``∇V·f = min(∇V·f̂, −aV)``.  ``‖∇V‖²`` is clamped below at ``tiny`` (only where ``∇V = 0``,
-    i.e. at the minimiser ``h = 0``, where the correction is zero anyway).
-    """
-    s = (grad_V * fhat).sum(-1) + a * V
-    scale = F.relu(s) / grad_V.pow(2).sum(-1).clamp_min(tiny)
-    return fhat - grad_V * scale.unsqueeze(-1)
 
 
 class ConvexLyapunov(nn.Module):
@@ -78,7 +62,8 @@ class ConvexLyapunov(nn.Module):
 
 
 class ProjectedDynamics(Dynamics):
-    """The projected field ``f`` of :func:`project_field` around the MLP ``f̂ = self.net``.
+    """The projected field ``f`` of :func:`project_field` around the MLP ``f̂ = self.net``
+    (``nominal(h)``).
 
     Same interface as :class:`~zubovnet.models.ode.Dynamics` (``forward(t, h)`` counts NFE,
     ``field(h)`` does not).  ``h``: ``(..., d)``.  Works with gradients disabled (the inner
@@ -91,37 +76,17 @@ class ProjectedDynamics(Dynamics):
         self.lyapunov = lyapunov
         self.a, self.tiny = a, tiny
 
-    def forward(self, t: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:  # noqa: D401
-        self.nfe += 1
-        return self.field(h)
-
-    def nominal(self, h: torch.Tensor) -> torch.Tensor:
-        """The unprojected field ``f̂(h)``."""
-        return self.net(h)
-
     def energy_and_gradient(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(V(h), ∇V(h))``; differentiable (``create_graph``) iff gradients are enabled.
-
-        Also under ``torch.no_grad()`` and ``torch.inference_mode()`` (the inner gradient is
-        then computed on a detached copy and returned detached).
-        """
-        outer = torch.is_grad_enabled()
-        inference = torch.is_inference_mode_enabled()
-        with torch.inference_mode(False) if inference else contextlib.nullcontext(), torch.enable_grad():
-            if inference:
-                h = h.clone()
-            hh = h if h.requires_grad else h.detach().requires_grad_(True)
-            V = self.lyapunov(hh)
-            grad_V = torch.autograd.grad(V.sum(), hh, create_graph=outer)[0]
-        if not outer:
-            V, grad_V = V.detach(), grad_V.detach()
-        return V, grad_V
+        """``(V(h), ∇V(h))``; differentiable (``create_graph``) iff gradients are enabled."""
+        return value_and_grad(self.lyapunov, h)
 
     def field(self, h: torch.Tensor) -> torch.Tensor:
-        V, grad_V = self.energy_and_gradient(h)
-        if torch.is_inference_mode_enabled():
+        if torch.is_inference_mode_enabled():      # autograd is needed inside: leave it locally
             with torch.inference_mode(False), torch.no_grad():
-                return project_field(self.net(h.clone()), V, grad_V, self.a, self.tiny)
+                h = h.clone()
+                V, grad_V = self.energy_and_gradient(h)
+                return project_field(self.net(h), V, grad_V, self.a, self.tiny)
+        V, grad_V = self.energy_and_gradient(h)
         return project_field(self.net(h), V, grad_V, self.a, self.tiny)
 
 
