@@ -46,6 +46,17 @@ class Affine(nn.Module):
         return h @ self.A.t().to(h.dtype) + self.b.to(h.dtype)
 
 
+class AroundC0(nn.Module):
+    """An extractor ``h(0) = c_0 + 3 (x_{1..8} − ½)``: features at distances 0 … 4 from ``c_0``."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.register_buffer("c", c.clone())
+
+    def forward(self, x):
+        return self.c + 3.0 * (x.flatten(1)[:, :8] - 0.5)
+
+
 def _model(d=8, L=4, field="attract"):
     torch.manual_seed(0)
     cfg = Config()
@@ -216,13 +227,6 @@ def test_containment_of_test_trajectories_under_the_attracting_field():
     trajectory ending in ``D_{W_y}`` is contained in it exactly when it starts inside."""
     model = _model(d=8, field="attract")
 
-    class AroundC0(nn.Module):        # h(0) = c_0 + 3 (x_{1..8} − ½): distances 0 … 4
-        def __init__(self, c):
-            super().__init__()
-            self.register_buffer("c", c.clone())
-
-        def forward(self, x):
-            return self.c + 3.0 * (x.flatten(1)[:, :8] - 0.5)
     model.extractor = AroundC0(model.equilibria[0])
     torch.manual_seed(0)
     x = torch.rand(60, 1, 4, 4)
@@ -249,13 +253,6 @@ def test_reverse_inclusion_counts_points_by_where_they_start_and_end():
     from zubovnet.analysis.alignment import reverse_inclusion
     model = _model(d=8, field="attract")
 
-    class AroundC0(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.register_buffer("c", c.clone())
-
-        def forward(self, x):
-            return self.c + 3.0 * (x.flatten(1)[:, :8] - 0.5)
     model.extractor = AroundC0(model.equilibria[0])
     torch.manual_seed(0)
     x = torch.rand(80, 1, 4, 4)

@@ -262,3 +262,20 @@ def test_training_with_the_projection_off_in_train_mode_is_the_default_training(
         weights[name] = train(cfg).model.state_dict()
     for k, v in weights["plain"].items():
         assert torch.equal(v, weights["inv"][k]), k
+
+
+def test_the_alignment_suite_counts_what_the_projection_changes():
+    from zubovnet.analysis.alignment import reverse_inclusion
+    model = _model()
+    x = torch.rand(12, 1, 4, 4, dtype=torch.float64)
+    y = torch.arange(12) % 4
+    r = reverse_inclusion(model, x, y, 0.9)
+    with torch.no_grad():
+        with_p = model(x).argmax(1)
+        with model.dynamics.learned_flow():
+            assert not model.dynamics.projecting
+            without = model(x).argmax(1)
+    assert model.dynamics.projecting
+    assert r["projection"]["predictions_changed"] == int((with_p != without).sum())
+    assert r["projection"]["correct_without"] == int((without == y).sum())
+    assert 0.0 <= r["projection"]["active_at_h0_hT"] <= 1.0

@@ -303,3 +303,25 @@ def test_the_recorded_command_names_no_path_of_this_machine():
     assert command_line(["/opt/src/zubovnet/__main__.py", "eval", "runs/x"]) == \
         "python -m zubovnet eval runs/x"
     assert command_line([]) is None
+
+
+def test_certified_layout_merges_the_two_samples_and_reads_every_radius():
+    def rec(n, results, **extra):
+        return {"model": {"name": "m", "train_time_s": 240.0},
+                "config": {"train": {"epochs": 2, "max_steps_per_epoch": 60}},
+                "data": {"n": n}, "results": {k: {"accuracy": v, "n": n, "eps": e}
+                                              for k, (v, e) in results.items()},
+                "verdicts": [], **extra}
+    big = rec(1000, {"clean": (0.9, None), "certify/l2@0.5": (0.4, 0.5),
+                     "certify/l2@0.1": (0.7, 0.1), "certify/linf@2/255": (0.5, 2 / 255),
+                     "alignment/reverse@h0": (0.95, None)},
+              certify={"certificate": "unconditional"})
+    small = rec(200, {"clean": (0.8, None), "certify/l2@0.5": (0.35, 0.5),
+                      "rigorous/worst_case": (0.3, 8 / 255)})
+    md = render_table([big, small], "certified")
+    head, row = _header(md), _row(md)
+    assert head[head.index("L2 0.1") + 1] == "L2 0.5"           # radii in increasing order
+    cell = dict(zip(head, row))
+    assert cell["Clean"] == "90.0" and cell["L2 0.5"] == "40.0"  # the 1,000-image record wins
+    assert cell["Worst case"] == "30.0" and cell["h(0) in region"] == "95.0"
+    assert cell["Certificate"] == "unconditional" and cell["s/step"] == "2.00"

@@ -113,9 +113,22 @@ def build_claim(name: str, cfg, records: list[dict], record_paths: list[str],
                            ("autoattack@16/255", "table3/autoattack@16/255"),
                            ("square@16/255", "table3/square@16/255"),
                            ("vnifgsm@16/255", "table3/vnifgsm@16/255"),
+                           ("alignment/reverse@h0", "alignment/reverse@h0"),
+                           ("alignment/roa_in_proa", "alignment/roa_in_proa"),
                            ("certify@8/255", "certified@8/255")):
             if _entry(rec, key):
                 claim["results"][label] = _entry(rec, key)
+        for key in sorted(k for k in res if k.startswith("certify/")):
+            if _entry(rec, key) and (key not in claim["results"]
+                                     or res[key]["n"] > claim["results"][key]["n"]):
+                claim["results"][key] = {**_entry(rec, key), "norm": res[key].get("norm"),
+                                         "certificate": res[key].get("certificate")}
+        if "certify" in rec and ("certificate" not in claim
+                                 or rec["data"]["n"] > claim["certificate"]["n"]):
+            c = rec["certify"]
+            claim["certificate"] = {"kind": c.get("kind"), "certificate": c.get("certificate"),
+                                    "n": rec["data"]["n"], "L_phi": c.get("L_phi"),
+                                    "premises": c.get("premises")}
     return claim
 
 

@@ -308,6 +308,19 @@ def reverse_inclusion(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rho: f
                 "h0_inside": float((in0 & m).sum()) / int(m.sum()) if int(m.sum()) else None}
 
     out = counts(torch.ones_like(correct))
+    dyn = getattr(model, "dynamics", None)
+    if hasattr(dyn, "learned_flow"):     # regions invariant by construction: what it changes
+        with dyn.learned_flow():
+            plain = torch.cat([model(x[i:i + batch_size]).argmax(1)
+                               for i in range(0, x.shape[0], batch_size)])
+        active = dyn.parts(torch.cat([h0, hT]))["correction"] > 0
+        out["projection"] = {
+            "predictions_changed": int((plain != pred).sum()),
+            "correct_with": int(correct.sum()), "correct_without": int((plain == y).sum()),
+            "active_at_h0_hT": float(active.float().mean()),
+            "definition": "predictions of the test points with the projected field against "
+                          "the learned field alone; active: share of h(0), h(T) where the "
+                          "correction is non-zero"}
     out.update({
         "horizon": horizon * T, "tau": tau, "rho": rho, "solve_failures": int(failed.sum()),
         "median_h0_distance": float(dist0.median()),

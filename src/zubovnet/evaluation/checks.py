@@ -363,8 +363,13 @@ def check_aligned_stability(report: dict, threshold: float = 0.9) -> dict:
               ("the PRoAs flow to their equilibria" if ok else
                "points of the PRoAs do not reach their own equilibrium; Prop. 5 and the certified "
                "radius of Prop. 6 assume they do"))
+    geo = report.get("construction")
+    if geo:      # regions invariant by construction: the sampled rate is a check of the code
+        reason += (f" (invariant by construction: AR = 1 at every horizon >= "
+                   f"{geo['aligned_horizon']:.3g} for the exact flow)")
     return verdict("aligned_stability", "pass" if ok else "FLAG", reason, ar=last["aligned"],
-                   threshold=threshold, nearest=last["nearest"], max_f_norm=eq["max_f_norm"])
+                   threshold=threshold, nearest=last["nearest"], max_f_norm=eq["max_f_norm"],
+                   guaranteed_from=geo["aligned_horizon"] if geo else None)
 
 
 def check_lipschitz_bound(bounds: dict, empirical: dict) -> dict:

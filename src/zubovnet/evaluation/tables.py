@@ -19,8 +19,8 @@ Markdown table, one row per record (its model name); a number a record lacks is 
 ``certified`` clean, corruption mean, rigorous worst case, AR@10T, the reverse inclusion
             (``h(0)`` of correct points in their region; RoA ⊂ PRoA), certified accuracy in
             L2 and L∞ at every radius of the records, the certificate (unconditional or
-            conditional), training seconds per step and the clean pass's wall time —
-            merged by model name, the record with more images winning where both hold a key
+            conditional) and training seconds per step — merged by model name, the record
+            with more images winning where both hold a key
 =========== ==============================================================================
 
 Run-folder layouts (``zubovnet reproduce``, ``docs/reproduce.md``): :func:`layout_columns`
@@ -200,7 +200,7 @@ def render_certified_table(records: Iterable[dict]) -> str:
     linf.sort(key=lambda t: t[0])
     header = (["Model", "Clean", "Corr. mean", "Worst case", "AR@10T", "h(0) in region",
                "RoA ⊂ PRoA"] + [f"L2 {lab}" for _, lab in l2] +
-              [f"L∞ {lab}" for _, lab in linf] + ["Certificate", "s/step", "clean pass (s)"])
+              [f"L∞ {lab}" for _, lab in linf] + ["Certificate", "s/step"])
     rows = []
     for r in merged:
         cert = (r.get("certify") or {}).get("certificate")
@@ -212,8 +212,7 @@ def render_certified_table(records: Iterable[dict]) -> str:
                      _fmt(_acc("alignment/roa_in_proa")(r), 1)]
                     + [_fmt(_acc(f"certify/l2@{lab}")(r), 1) for _, lab in l2]
                     + [_fmt(_acc(f"certify/linf@{lab}")(r), 1) for _, lab in linf]
-                    + [cert or DASH, _num(tt / st if (tt and st) else None, ".2f"),
-                       _num((r.get("wall_time_s") or {}).get("clean"), ".1f")])
+                    + [cert or DASH, _num(tt / st if (tt and st) else None, ".2f")])
     return _md(header, rows) + "\n"
 
 

@@ -25,8 +25,11 @@ def build_zubovnet(cfg: Config) -> ZubovNet:
     e = m.equilibria
     C = equilibria_from_config(m)
     lc = m.lyapunov
+    # the construction order (head, extractor, field) fixes the initialisation of every seeded
+    # run: keep it, or earlier runs and records stop being reproducible
     head = LyapunovHead(C, build_convex(lc, m.state_dim, m.num_classes), lc.delta, lc.smooth_a,
                         lc.alpha, lc.v_min, e.learnable)
+    extractor = build_extractor(m)
     if m.invariance.enabled:
         geo = region_geometry(m, cfg.loss.rho)
         dyn = InvariantDynamics(m.state_dim, m.ode.hidden, m.ode.activation,
@@ -38,6 +41,6 @@ def build_zubovnet(cfg: Config) -> ZubovNet:
     else:
         geo = None
         ode = build_ode(cfg)
-    model = ZubovNet(build_extractor(m), ode, head, proa_level=cfg.loss.rho)
+    model = ZubovNet(extractor, ode, head, proa_level=cfg.loss.rho)
     model.region_geometry = geo
     return model

@@ -285,6 +285,7 @@ class InvariantDynamics(Dynamics):
             raise ValueError(f"need 0 < c* < c', got {c_star}, {c_fade}")
         self.c_star, self.c_fade, self.rate, self.pin, self.tiny = c_star, c_fade, rate, pin, tiny
         self.project_in_training = project_in_training
+        self.__dict__["_off"] = False
         self.__dict__["_head"] = None
 
     def bind(self, head: "LyapunovHead") -> "InvariantDynamics":
@@ -301,8 +302,19 @@ class InvariantDynamics(Dynamics):
 
     @property
     def projecting(self) -> bool:
-        """Whether :meth:`field` projects now (eval mode, or train mode when asked)."""
-        return self.project_in_training or not self.training
+        """Whether :meth:`field` projects now (eval mode, or train mode when asked), and not
+        inside :meth:`learned_flow`."""
+        return (self.project_in_training or not self.training) and not self._off
+
+    @contextlib.contextmanager
+    def learned_flow(self) -> Iterator[None]:
+        """Inside, :meth:`field` is the learned ``f`` in every mode (to measure what the
+        projection changes)."""
+        self.__dict__["_off"] = True
+        try:
+            yield
+        finally:
+            self.__dict__["_off"] = False
 
     def field(self, h: torch.Tensor) -> torch.Tensor:
         if not self.projecting:
