@@ -54,6 +54,15 @@ COMPILED = (("zubovnet", "Zubov-Net (compiled searches)", ("train.compile_search
 # --recompute: Zubov-Net with L_sep's head evaluations recomputed in backward (loss.boundary.recompute)
 RECOMPUTE = (("zubovnet", "Zubov-Net (L_sep recomputed in backward)",
               ("loss.boundary.recompute=true",), {}),)
+# --estimators: Zubov-Net with the cheaper estimators (docs/performance.md), one change at a time
+ESTIMATORS = (("zubovnet", "Zubov-Net (persistent counterexamples, 1 step)",
+               ("loss.counterexample_mode=persistent", "loss.counterexample_steps=1"), {}),
+              ("zubovnet", "Zubov-Net (persistent, 1 step; 3 boundary directions per pair)",
+               ("loss.counterexample_mode=persistent", "loss.counterexample_steps=1",
+                "loss.boundary.variants=2"), {}),
+              ("zubovnet", "Zubov-Net (persistent, 1 step; 3 per pair; Zubov terms every 2)",
+               ("loss.counterexample_mode=persistent", "loss.counterexample_steps=1",
+                "loss.boundary.variants=2", "loss.zubov_every=2"), {}))
 SAMPLE_SIZES = {   # --sample-sizes: Zubov-Net with fewer consistency / region / boundary samples
     "half": ("loss.consistency_samples=128", "loss.region_samples=128",
              "loss.boundary.variants=10"),
@@ -166,17 +175,21 @@ class Bench:
         self.infer.append(time.perf_counter() - t)
 
     def summary(self) -> dict:
+        # a model whose terms alternate between steps (loss.zubov_every > 1): the mean step,
+        # not the median of a two-valued sample
+        agg = statistics.mean if getattr(self.cfg.loss, "zubov_every", 1) > 1 \
+            else statistics.median
         parts: dict[str, float] = {}
         for k in {k for p in self.parts for k in p}:
-            parts[k] = statistics.median(p.get(k, 0.0) for p in self.parts)
-        return {"model": self.label, "config": self.name, "step_s": statistics.median(self.steps),
+            parts[k] = agg(p.get(k, 0.0) for p in self.parts)
+        return {"model": self.label, "config": self.name, "step_s": agg(self.steps),
                 "steps": self.steps, "inference_s": statistics.median(self.infer),
                 "memory_bytes": max(self.memory), "parts_s": parts,
                 "parameters": sum(p.numel() for p in self.model.parameters())}
 
 
 def run(settings, steps, warmup, batch, device, sample_sizes=False,
-        reference_paths=False, compiled=False, recompute=False) -> dict:
+        reference_paths=False, compiled=False, recompute=False, estimators=False) -> dict:
     out = {"settings": {}, "steps": steps, "warmup": warmup, "batch": batch,
            "device": str(device), "threads": torch.get_num_threads(),
            "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
@@ -191,6 +204,8 @@ def run(settings, steps, warmup, batch, device, sample_sizes=False,
             models += list(COMPILED)
         if recompute:
             models += list(RECOMPUTE)
+        if estimators:
+            models += list(ESTIMATORS)
         if sample_sizes:
             models += [("zubovnet", f"Zubov-Net ({k}: {', '.join(o.split('.')[-1] for o in v)})",
                         v, {}) for k, v in SAMPLE_SIZES.items()]
@@ -270,6 +285,8 @@ def main(argv=None) -> int:
                    help="add a Zubov-Net row with train.compile_searches=true")
     p.add_argument("--recompute", action="store_true",
                    help="add a Zubov-Net row with loss.boundary.recompute=true")
+    p.add_argument("--estimators", action="store_true",
+                   help="add Zubov-Net rows with the cheaper estimators of ESTIMATORS")
     p.add_argument("--json", default=None, help="write the numbers here")
     p.add_argument("--merge", action="store_true",
                    help="replace only these settings in --json (and the Markdown) and keep the "
@@ -278,7 +295,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     res = run(a.settings, a.steps, a.warmup, a.batch, torch.device(a.device), a.sample_sizes,
-              a.reference_paths, a.compiled, a.recompute)
+              a.reference_paths, a.compiled, a.recompute, a.estimators)
     cmd = "python benchmarks/bench_overhead.py " + " ".join(sys.argv[1:] if argv is None else argv)
     res["command"] = cmd
     if a.merge and a.json and Path(a.json).exists():   # keep the other settings of the file

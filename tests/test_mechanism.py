@@ -299,3 +299,53 @@ def test_lipschitz_term_lowers_the_certificates_bound():
         loss.backward()
         opt.step()
     assert float(model.head.gradient_bound().max()) < 0.5 * float(b0.max())
+
+
+def test_persistent_counterexamples_carry_their_chains_from_step_to_step():
+    """``counterexample_mode: persistent``: the buffer left by one step is where the next
+    step's ascent starts (but for the refreshed share), so on a fixed model the Zubov residual
+    of a chain never decreases from step to step; a new epoch starts again from the batch."""
+    cfg = _cfg(counterexample_mode="persistent", counterexample_steps=1,
+               counterexample_refresh=0.25, consistency_samples=32, lambda_fc=0.0)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    x, y = _batch(cfg)
+    obj = ZubovObjective(cfg)
+    obj.set_epoch(0)
+    from zubovnet.training.objectives import zubov_consistency
+    history = []
+    for _ in range(4):
+        prev = None if obj._buffer is None else (obj._buffer[0].clone(), obj._buffer[1].clone())
+        obj(model, x, y)
+        pts, cls = obj._buffer
+        assert pts.shape[0] == 32
+        if prev is not None:
+            history.append((prev, pts, cls, zubov_consistency(model, pts, cls).detach()))
+    # chains not refreshed: their residual is at least the one they started the step with
+    for prev, pts, cls, val in history:
+        before = zubov_consistency(model, prev[0], prev[1]).detach()
+        same_start = cls == prev[1]
+        assert bool((val[same_start] >= before[same_start] - 1e-4).float().mean() >= 0.7)
+    obj.set_epoch(1)
+    assert obj._buffer is None
+
+
+def test_zubov_terms_every_k_steps_carry_weight_k():
+    cfg = _cfg(counterexample_steps=0, consistency_samples=None)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    x, y = _batch(cfg)
+    base = ZubovObjective(cfg)
+    base.set_epoch(0)
+    torch.manual_seed(1)
+    loss1, logs1 = base(model, x, y)
+    cfg.loss.zubov_every = 2
+    obj = ZubovObjective(cfg)
+    obj.set_epoch(0)
+    torch.manual_seed(1)
+    loss_a, logs_a = obj(model, x, y)                 # step 0: the terms, weighted 2
+    loss_b, logs_b = obj(model, x, y)                 # step 1: without them
+    assert "L_con" in logs_a and "L_con" not in logs_b
+    extra = cfg.loss.lambda_con * logs1["L_con"]
+    assert loss_a.item() - loss_b.item() == pytest.approx(2 * extra, abs=1e-5)
+    assert (loss_a.item() + loss_b.item()) / 2 == pytest.approx(loss1.item(), abs=1e-5)

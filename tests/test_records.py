@@ -246,7 +246,7 @@ def test_eval_cli_writes_a_record_and_table_cli_renders_it(mlp, tmp_path, monkey
     ckpt.mkdir()
     loaded = []
 
-    def fake_load(path, device="cpu"):
+    def fake_load(path, device="cpu", overrides=None):
         loaded.append((str(path), device))
         cfg = Config()
         cfg.name = "tiny-mlp"

@@ -143,7 +143,10 @@ class LossConfig:
     beta: float = 0.85                   # W^beta in the separation loss
     rho: float = 0.9                     # PRoA level: D_W = {W < rho}
     consistency: str = "equality"        # equality|inequality (Table V "Ineq")
-    counterexample_steps: int = 5        # N_2
+    counterexample_steps: int = 5        # N_2 (restart: ascent steps from the trajectory states; persistent: steps per training step)
+    counterexample_mode: str = "restart" # restart: N_2 steps from this batch's states (Algorithm 2) | persistent: a buffer of counterexamples carried from step to step within an epoch, advanced N_2 steps per training step
+    counterexample_refresh: float = 0.25 # persistent: share of the buffer replaced by this batch's states each step
+    zubov_every: int = 1                 # the consistency and separation terms every k steps, with weight k (1: every step)
     counterexample_step_size: float = 1.2  # eta_2 (on the L2-normalised gradient)
     projection_iters: int = 20           # iteration cap of the radial projection (bisection: exactly this many)
     projection: str = "secant"           # secant (safeguarded, ~4 evaluations) | bisection (the reference); both return W <= rho
@@ -416,6 +419,8 @@ _RULES: dict[str, object] = {
     "loss.consistency_weight": ("choice", ("zubov", "uniform")),
     "loss.consistency_reduction": ("choice", ("mean", "sum")),
     "loss.counterexample_steps": "int >= 0", "loss.counterexample_step_size": _POS,
+    "loss.counterexample_mode": ("choice", ("restart", "persistent")),
+    "loss.counterexample_refresh": "in (0, 1]", "loss.zubov_every": "int >= 1",
     "loss.projection_iters": "int >= 1", "loss.projection": ("choice", ("secant", "bisection")),
     "loss.consistency_samples": "int >= 1 or null", "loss.region_samples": "int >= 0",
     "loss.region_radius_power": "> 0 or null", "loss.stability_margin": _NONNEG,
@@ -463,6 +468,7 @@ def _ok(rule, v) -> bool:
     table = {
         "> 0": lambda: num and v > 0, ">= 0": lambda: num and v >= 0,
         "in (0, 1)": lambda: num and 0 < v < 1, "in [0, 1)": lambda: num and 0 <= v < 1,
+        "in (0, 1]": lambda: num and 0 < v <= 1,
         "int >= 0": lambda: isinstance(v, int) and v >= 0, "int >= 1": lambda: isinstance(v, int) and v >= 1,
         "int >= 2": lambda: isinstance(v, int) and v >= 2, "nonempty": lambda: bool(v),
         "positive ints": lambda: ints(v) and len(v) > 0 and all(t > 0 for t in v),

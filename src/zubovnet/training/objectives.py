@@ -156,12 +156,21 @@ class ZubovObjective:
         # values, fewer calls; False recomputes it at every evaluation (the reference)
         self.freeze_conditioning = True
         self._compiled: tuple | None = None   # (head, torch.compile(head.lyapunov)) if asked
+        self._buffer: tuple | None = None     # persistent counterexamples (points, classes)
+        self._step = 0                        # steps of this epoch (loss.zubov_every)
         if self.loss.consistency_reduction not in ("mean", "sum"):
             raise ValueError(f"loss.consistency_reduction must be 'mean' or 'sum', got "
                              f"{self.loss.consistency_reduction!r}")
         if cfg.model.equilibria.assignment not in ("maxcos", "data"):
             raise ValueError(f"model.equilibria.assignment must be 'maxcos' or 'data', got "
                              f"{cfg.model.equilibria.assignment!r}")
+
+    def set_epoch(self, epoch: int) -> None:
+        """At each epoch: the persistent counterexamples start again from the epoch's first
+        batch and the step count of ``loss.zubov_every`` restarts, so that a run resumed at an
+        epoch boundary continues exactly as an uninterrupted one (no state to checkpoint)."""
+        self._buffer = None
+        self._step = 0
 
     def prepare(self, model: nn.Module, batches) -> dict:
         """Before the first epoch of a fresh run: with ``assignment: data``, permute the rows of
@@ -186,20 +195,24 @@ class ZubovObjective:
             logs = {"L_cla": L_cla.item(), "L_fc": L_fc.item(),
                     "W_y": W[onehot].mean().item(), "W_other": W[~onehot].mean().item(),
                     "acc": _accuracy(out.logits, y), "nfe": float(model.ode.last_nfe)}
+        # the sampled terms on one step in k, weighted k: the same objective in expectation
+        k = lc.zubov_every
+        zubov_now = self._step % k == 0
+        self._step += 1
         region = None
-        if lc.region_samples > 0 and (lc.lambda_con > 0 or lc.lambda_traj > 0):
+        if zubov_now and lc.region_samples > 0 and (lc.lambda_con > 0 or lc.lambda_traj > 0):
             with part(t, "region points"):
                 region = self._region_states(model, y)
-        if lc.lambda_con > 0:
-            total = total + lc.lambda_con * self._consistency(model, out, y, region, logs)
-        if lc.lambda_traj > 0:
+        if zubov_now and lc.lambda_con > 0:
+            total = total + k * lc.lambda_con * self._consistency(model, out, y, region, logs)
+        if zubov_now and lc.lambda_traj > 0:
             with part(t, "trajectory targets"):
-                total = total + lc.lambda_traj * self._trajectory_targets(model, region, logs)
+                total = total + k * lc.lambda_traj * self._trajectory_targets(model, region, logs)
         if lc.lambda_eq > 0 or lc.lambda_stab > 0:
             with part(t, "equilibria"):
                 total = total + self._equilibrium_terms(model, logs)
-        if lc.lambda_sep > 0:
-            total = total + lc.lambda_sep * self._separation(model, y, logs)
+        if zubov_now and lc.lambda_sep > 0:
+            total = total + k * lc.lambda_sep * self._separation(model, y, logs)
         if lc.lambda_inside > 0:
             with part(t, "inside"):
                 V0 = model.energy(out.trajectory[0], y)
@@ -263,12 +276,15 @@ class ZubovObjective:
                             dtype=states.dtype)
         ineq, cw = lc.consistency == "inequality", lc.consistency_weight
         if lc.counterexample_steps > 0:
+            starts, scls = self._counterexample_starts(states, cls)
             with part(t, "counterexamples"), self._searching(model):
                 ce = counterexamples(lambda p, k: zubov_consistency(model, p, k, ineq, cw),
-                                     self._W_fn(model), C, states, cls, lc.counterexample_steps,
+                                     self._W_fn(model), C, starts, scls, lc.counterexample_steps,
                                      lc.counterexample_step_size, lc.rho, lc.projection_iters,
                                      lc.projection)
-            states, cls = torch.cat([states, ce]), torch.cat([cls, cls])
+            if lc.counterexample_mode == "persistent":
+                self._buffer = (ce, scls)
+            states, cls = torch.cat([states, ce]), torch.cat([cls, scls])
             weight = torch.cat([weight, weight])
         if region is not None:
             states, cls = torch.cat([states, region[0]]), torch.cat([cls, region[1]])
@@ -286,6 +302,22 @@ class ZubovObjective:
         logs["L_con"] = l_con.item()
         logs["l_con_mean"] = l_con_pts.mean().item()
         return l_con
+
+    def _counterexample_starts(self, states, cls):
+        """Where this step's ascent starts: the batch's states (``restart``, Algorithm 2), or the
+        persistent buffer with a share ``counterexample_refresh`` of it replaced by the batch's
+        states (``persistent``: chains carried across steps, as persistent contrastive
+        divergence carries its samples; the first step of an epoch starts from the batch)."""
+        lc = self.loss
+        if lc.counterexample_mode != "persistent" or self._buffer is None \
+                or self._buffer[0].shape[0] != states.shape[0]:
+            return states, cls
+        pts, pcls = self._buffer[0].clone(), self._buffer[1].clone()
+        n = states.shape[0]
+        fresh = torch.randperm(n, device=states.device)[:max(1, round(lc.counterexample_refresh
+                                                                      * n))]
+        pts[fresh], pcls[fresh] = states[fresh], cls[fresh]
+        return pts, pcls
 
     def _trajectory_targets(self, model, region, logs) -> torch.Tensor:
         """``mean (W_y(h) − W*_y(h))²`` on the region states (:func:`zubov_target`)."""
