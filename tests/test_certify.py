@@ -274,3 +274,48 @@ def test_certified_accuracy_never_exceeds_empirical_robust_accuracy():
         atk = make_attack("pgd", model, eps, steps=20, step_size=eps / 4, seed=0)
         robust = run_attack(model, atk, X, Y, 32, torch.device("cpu")).correct
         assert certified <= float((correct & robust).float().mean())
+
+
+def test_the_certify_suite_checks_its_radii_against_the_attacks_and_flags_inflated_ones(
+        monkeypatch):
+    """End to end through :func:`evaluate` (clean, rigorous, certify on the ball model, with
+    points near the equilibria and near the decision boundaries): the certificate passes its
+    checks; radii inflated (by 5 in feature space, so that points outside every region are
+    "certified" too) are caught by the per-image comparison with the rigorous worst case and
+    by the L2 attack at each point's own radius."""
+    import zubovnet.analysis.certify as certmod
+    from zubovnet.evaluation import EvalSettings, evaluate
+    from zubovnet.evaluation.rigorous import RigorousSettings
+    model = _ball_model()
+    C = model.equilibria
+    g = torch.Generator().manual_seed(0)
+    Y = torch.arange(3).repeat(5)
+    H = C[Y] + torch.randn(15, 2, generator=g) * 0.8       # around the equilibria
+    near = []                                              # and 0.3 from a decision boundary
+    for i, j in ((0, 1), (1, 2), (2, 0)):
+        u = (C[i] - C[j]) / (C[i] - C[j]).norm()
+        near.append((C[i] + C[j]) / 2 + 0.3 * u)
+    H = torch.cat([H, torch.stack(near)])
+    Y = torch.cat([Y, torch.tensor([0, 1, 2])])
+    X = (0.5 + STD * H).view(18, 2, 1, 1)
+    data = list(zip(X.clamp(0, 1), Y.tolist()))
+    s = EvalSettings(rigorous=RigorousSettings(eps=0.06, pgd_steps=10, pgd_restarts=1,
+                                               apgd_steps=5, square_queries=20, autoattack=False,
+                                               large_eps_steps=3, large_eps_restarts=1, grad_n=2,
+                                               rk4_attack=False),
+                     certify_eps=(0.06,), certify_l2=(0.05,), certify_attack_points=6,
+                     certify_attack_steps=10, certify_attack_restarts=1,
+                     certify_lipschitz_points=2)
+
+    def verdicts():
+        rec = evaluate(model, data, ["clean", "rigorous", "certify"], n=18, settings=s,
+                       progress=False)
+        return {v["check"]: v["status"] for v in rec["verdicts"]}, rec
+    v, rec = verdicts()
+    assert v["certified_vs_empirical"] == v["certificate_attacked"] == "pass"
+    assert v["certificate_condition"] == "pass"
+    assert 0 < rec["results"]["rigorous/worst_case"]["accuracy"] < 1    # the attacks bite
+    inflated = certmod.region_radius
+    monkeypatch.setattr(certmod, "region_radius", lambda *a, **k: inflated(*a, **k) + 5.0)
+    v, _ = verdicts()
+    assert v["certified_vs_empirical"] == "FLAG" and v["certificate_attacked"] == "FLAG"
